@@ -1,0 +1,44 @@
+"""The `email-import` flow: .eml files, mbox files and Maildir folders, through the sync's path."""
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from models import init_db, session_scope
+from tasks.importing import RawSource, read_sources, store_imported_batch
+from tasks.locking import mailbox_lock
+from tasks.mailboxes import mailbox_ref
+from tasks.parsing import ParserPool
+from tasks.sync import file_store, max_file_size
+
+BATCH_SIZE = 500
+
+
+def batched(items: Iterable[RawSource], size: int) -> Iterator[list[RawSource]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+@flow(name="email-import")
+def email_import(path: str, mailbox: str, folder: str = "INBOX") -> dict[str, int]:
+    """Import every message under path into the mailbox; what was stored before is skipped."""
+    init_db()
+    with session_scope() as session:
+        target = mailbox_ref(session, mailbox)
+    totals = {"read": 0, "stored": 0, "duplicates": 0, "problems": 0}
+    with (
+        mailbox_lock(target.id, target.address),
+        ParserPool(file_store(), max_file_size()) as parser,
+    ):
+        for batch in batched(read_sources(Path(path), folder), BATCH_SIZE):
+            parsed = parser.submit([source.raw for source in batch])()
+            stored = store_imported_batch(target, [s.folder for s in batch], parsed)
+            totals["read"] += len(batch)
+            totals["stored"] += len(stored.stored_ids)
+            totals["duplicates"] += stored.duplicates
+            totals["problems"] += stored.problems
+    get_run_logger().info("imported into %s: %s", target.address, totals)
+    return totals

@@ -1,0 +1,1 @@
+"""inboxflow: an email-centred business-process engine on Prefect 3."""

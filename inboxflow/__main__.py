@@ -1,0 +1,3 @@
+from inboxflow.cli import app
+
+app(prog_name="inboxflow")

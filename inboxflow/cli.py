@@ -1,0 +1,327 @@
+"""The `inboxflow` command line: everything an operator needs without the Prefect UI."""
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from inboxflow import queries
+from models import FirstSyncPeriod, LoginFormat, Security, init_db, session_scope
+from tasks.credentials import env_reference
+from tasks.errors import InboxflowError
+from tasks.mailboxes import add_mailbox, add_provider, remove_provider
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+provider_app = typer.Typer(help="Email providers: how to reach a mail service.")
+mailbox_app = typer.Typer(help="Mailboxes (email accounts) to sync.")
+emails_app = typer.Typer(help="Stored emails.")
+app.add_typer(provider_app, name="provider")
+app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(emails_app, name="emails")
+
+out = Console()
+err = Console(stderr=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Prefect's own log lines too.")
+    ] = False,
+) -> None:
+    """inboxflow: email-centred business processes on Prefect."""
+    # Set before Prefect is imported (it reads its settings once).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if not verbose:
+        # The CLI reports outcomes itself; the full logs are in the Prefect UI.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn our errors into one line on stderr and exit code 1, never a traceback."""
+    try:
+        yield
+    except InboxflowError as exc:
+        err.print(f"[red]inboxflow:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if os.environ.get("INBOXFLOW_DEBUG"):
+            raise
+        err.print(
+            f"[red]inboxflow: unexpected error:[/red] {type(exc).__name__}: {exc} "
+            "(set INBOXFLOW_DEBUG=1 to see the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+
+
+def print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    if not rows:
+        out.print(f"no {title}")
+        return
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*[_cell(row.get(column)) for column in columns])
+    out.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+# providers -------------------------------------------------------------------------------
+
+
+@provider_app.command("add")
+def provider_add(
+    name: str,
+    imap: Annotated[str, typer.Option(help="IMAP server as HOST:PORT (143 plain, 993 TLS).")],
+    imap_security: Annotated[Security, typer.Option()] = Security.ssl,
+    smtp: Annotated[str | None, typer.Option(help="SMTP server as HOST:PORT.")] = None,
+    smtp_security: Annotated[Security, typer.Option()] = Security.ssl,
+    smtp_timeout: Annotated[int, typer.Option(help="Seconds.")] = 40,
+    login_format: Annotated[LoginFormat, typer.Option()] = LoginFormat.email,
+    domain: Annotated[
+        list[str] | None, typer.Option(help="Mail domain served (repeatable).")
+    ] = None,
+) -> None:
+    """Register an email provider."""
+    with reported_errors(), _session() as session:
+        add_provider(
+            session,
+            name,
+            imap,
+            imap_security,
+            smtp,
+            smtp_security,
+            smtp_timeout,
+            login_format,
+            domain or [],
+        )
+    out.print(f"provider {name} added")
+
+
+@provider_app.command("list")
+def provider_list(as_json: JsonOption = False) -> None:
+    """List providers."""
+    with _session() as session:
+        rows = queries.list_providers(session)
+    columns = ["name", "imap", "imap_security", "smtp", "smtp_security", "login_format", "domains"]
+    print_rows(rows, as_json, columns, "providers")
+
+
+@provider_app.command("remove")
+def provider_remove(name: str) -> None:
+    """Remove a provider (refused while mailboxes use it)."""
+    with reported_errors(), _session() as session:
+        remove_provider(session, name)
+    out.print(f"provider {name} removed")
+
+
+# mailboxes -------------------------------------------------------------------------------
+
+
+@mailbox_app.command("add")
+def mailbox_add(
+    address: str,
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable that holds the password at sync time.")
+    ],
+    provider: Annotated[
+        str | None, typer.Option(help="Provider name; detected from the domain if omitted.")
+    ] = None,
+    login: Annotated[str | None, typer.Option(help="Login, when the provider's is manual.")] = None,
+    folders: Annotated[
+        str, typer.Option(help="'all' or a comma-separated list (children not included).")
+    ] = "all",
+    first_sync: Annotated[FirstSyncPeriod, typer.Option()] = FirstSyncPeriod.month,
+    owner: Annotated[str | None, typer.Option(help="User who owns the mailbox.")] = None,
+    tls_insecure: Annotated[
+        bool, typer.Option(help="Accept any TLS certificate (self-signed test servers only).")
+    ] = False,
+) -> None:
+    """Add a mailbox; its password stays in the environment, never in the database."""
+    chosen = (
+        None
+        if folders.strip().lower() == "all"
+        else [f.strip() for f in folders.split(",") if f.strip()]
+    )
+    with reported_errors(), _session() as session:
+        mailbox = add_mailbox(
+            session,
+            address,
+            env_reference(password_env),
+            provider,
+            login,
+            chosen,
+            first_sync,
+            owner,
+            tls_insecure,
+        )
+        login_used = mailbox.login
+    out.print(f"mailbox {address.lower()} added (login {login_used})")
+
+
+@mailbox_app.command("list")
+def mailbox_list(as_json: JsonOption = False) -> None:
+    """List mailboxes."""
+    with _session() as session:
+        rows = queries.list_mailboxes(session)
+    columns = ["address", "provider", "login", "credential", "folders", "first_sync", "last_synced"]
+    print_rows(rows, as_json, columns, "mailboxes")
+
+
+# sync and import -------------------------------------------------------------------------
+
+
+@app.command()
+def sync(
+    address: Annotated[str | None, typer.Argument(help="One mailbox; all when omitted.")] = None,
+) -> None:
+    """Download new email of one or all mailboxes (the mailbox-sync flow)."""
+    from inboxflow.progress_bar import progress_bar
+
+    with reported_errors():
+        init_db()
+        from flows.mailbox_sync import mailbox_sync
+
+        with progress_bar(out):
+            state = mailbox_sync(address, return_state=True)
+        reports = state.result(raise_on_failure=False)
+        if isinstance(reports, BaseException):
+            raise InboxflowError(f"sync failed: {reports}")
+    for report in reports:
+        if report["error"]:
+            err.print(f"[red]inboxflow:[/red] {report['error']}", highlight=False, soft_wrap=True)
+        else:
+            folders = ", ".join(f"{k} {v}" for k, v in report["folders"].items() if v)
+            line = f"{report['mailbox']}: {report['stored']} new emails stored"
+            extra = f" ({folders})" if folders else ""
+            skipped = f", {report['duplicates']} duplicates skipped" if report["duplicates"] else ""
+            out.print(line + extra + skipped, highlight=False)
+    if any(report["error"] for report in reports):
+        raise typer.Exit(1)
+
+
+@app.command("import")
+def import_emails(
+    path: Path,
+    mailbox: Annotated[str, typer.Option(help="Mailbox the emails belong to.")],
+    folder: Annotated[str, typer.Option(help="Folder for .eml and mbox input.")] = "INBOX",
+) -> None:
+    """Import .eml files, an mbox file or a Maildir folder (upload emails)."""
+    totals = run_import(path, mailbox, folder)
+    out.print(
+        f"{totals['read']} messages read: {totals['stored']} stored, "
+        f"{totals['duplicates']} already there, {totals['problems']} with parse problems"
+    )
+
+
+def run_import(path: Path, mailbox: str, folder: str) -> dict[str, int]:
+    with reported_errors():
+        init_db()
+        from flows.email_import import email_import
+
+        state = email_import(str(path), mailbox, folder, return_state=True)
+        result = state.result(raise_on_failure=False)
+        if isinstance(result, BaseException):
+            if isinstance(result, InboxflowError):
+                raise result
+            raise InboxflowError(f"import failed: {result}")
+    return result
+
+
+# emails ----------------------------------------------------------------------------------
+
+
+@emails_app.command("list")
+def emails_list(
+    mailbox: Annotated[str | None, typer.Option(help="Only this mailbox.")] = None,
+    folder: Annotated[str | None, typer.Option(help="Only this folder.")] = None,
+    unread: Annotated[bool, typer.Option("--unread", help="Only unread emails.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many (0 = all).")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List stored emails, newest first."""
+    where = queries.EmailFilter(mailbox, folder, unread, limit or None)
+    with _session() as session:
+        rows = queries.list_emails(session, where)
+    columns = ["id", "folder", "date", "from", "subject", "attachments"]
+    print_rows(rows, as_json, columns, "emails")
+
+
+@emails_app.command("show")
+def emails_show(email_id: str, as_json: JsonOption = False) -> None:
+    """Show one email: headers, body, attachments, and what the parser had to repair."""
+    with reported_errors(), _session() as session:
+        email = queries.get_email(session, email_id)
+    if as_json:
+        out.print_json(json.dumps(email, default=str))
+        return
+    for key in (
+        "id",
+        "mailbox",
+        "folder",
+        "uid",
+        "message_id",
+        "date",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "direction",
+        "in_reply_to",
+        "read",
+    ):
+        if email.get(key) not in (None, ""):
+            out.print(f"[bold]{key}:[/bold] {email[key]}", highlight=False)
+    if email["parse_problems"]:
+        out.print(f"[yellow]parse problems:[/yellow] {email['parse_problems']}", highlight=False)
+    out.print()
+    out.print(email["body_text"] or "(no text part)", highlight=False, markup=False)
+    for a in email["attachment_list"]:  # type: ignore[union-attr]
+        state = "" if a["stored"] else f" — not stored: {a['skip_reason']}"
+        what = f"{a['file_name']} ({a['mime_type']}, {a['size']} bytes)"
+        out.print(f"[bold]attachment:[/bold] {what}{state}", highlight=False)
+
+
+# demo ------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo() -> None:
+    """Import the bundled sample mailbox into the embedded database and list it."""
+    from inboxflow.demo import run_demo
+
+    with reported_errors():
+        run_demo(out, run_import, lambda: emails_list(limit=0, as_json=False))
+
+
+@contextmanager
+def _session() -> Iterator[Any]:
+    with reported_errors():
+        init_db()
+        with session_scope() as session:
+            yield session
