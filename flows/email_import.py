@@ -5,8 +5,11 @@ from itertools import islice
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.states import Completed, Failed, State
+from prefect.utilities.annotations import quote
 
 from models import init_db, session_scope
+from tasks.errors import InboxflowError
 from tasks.importing import RawSource, read_sources, store_imported_batch
 from tasks.locking import mailbox_lock
 from tasks.mailboxes import mailbox_ref
@@ -23,8 +26,18 @@ def batched(items: Iterable[RawSource], size: int) -> Iterator[list[RawSource]]:
 
 
 @flow(name="email-import")
-def email_import(path: str, mailbox: str, folder: str = "INBOX") -> dict[str, int]:
+def email_import(path: str, mailbox: str, folder: str = "INBOX") -> State:
     """Import every message under path into the mailbox; what was stored before is skipped."""
+    try:
+        totals = import_into_mailbox(Path(path), mailbox, folder)
+    except InboxflowError as exc:
+        get_run_logger().error(str(exc))
+        return Failed(message=str(exc))
+    get_run_logger().info("imported into %s: %s", mailbox, totals)
+    return Completed(message=f"{totals['stored']} emails stored", data=totals)
+
+
+def import_into_mailbox(path: Path, mailbox: str, folder: str) -> dict[str, int]:
     init_db()
     with session_scope() as session:
         target = mailbox_ref(session, mailbox)
@@ -33,12 +46,11 @@ def email_import(path: str, mailbox: str, folder: str = "INBOX") -> dict[str, in
         mailbox_lock(target.id, target.address),
         ParserPool(file_store(), max_file_size()) as parser,
     ):
-        for batch in batched(read_sources(Path(path), folder), BATCH_SIZE):
+        for batch in batched(read_sources(path, folder), BATCH_SIZE):
             parsed = parser.submit([source.raw for source in batch])()
-            stored = store_imported_batch(target, [s.folder for s in batch], parsed)
+            stored = store_imported_batch(target, [s.folder for s in batch], quote(parsed))
             totals["read"] += len(batch)
             totals["stored"] += len(stored.stored_ids)
             totals["duplicates"] += stored.duplicates
             totals["problems"] += stored.problems
-    get_run_logger().info("imported into %s: %s", target.address, totals)
     return totals

@@ -5,6 +5,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from models import init_db
+from tasks.errors import InboxflowError
 from tasks.parsing import ParserPool
 from tasks.sync import MailboxReport, file_store, load_mailboxes, max_file_size, sync_mailbox
 
@@ -13,7 +14,11 @@ from tasks.sync import MailboxReport, file_store, load_mailboxes, max_file_size,
 def mailbox_sync(address: str | None = None) -> State:
     """Sync one mailbox (by address) or every mailbox with download enabled."""
     init_db()
-    jobs = load_mailboxes(address)
+    try:
+        jobs = load_mailboxes(address)
+    except InboxflowError as exc:
+        get_run_logger().error(str(exc))
+        return Failed(message=str(exc), data=[])
     with ParserPool(file_store(), max_file_size()) as parser:
         reports = [sync_mailbox(job, parser) for job in jobs]
     publish_summary(reports)

@@ -211,6 +211,8 @@ def sync(
         reports = state.result(raise_on_failure=False)
         if isinstance(reports, BaseException):
             raise InboxflowError(f"sync failed: {reports}")
+        if not reports and state.is_failed():
+            raise InboxflowError(state.message or "sync failed")
     for report in reports:
         if report["error"]:
             err.print(f"[red]inboxflow:[/red] {report['error']}", highlight=False, soft_wrap=True)
@@ -244,11 +246,9 @@ def run_import(path: Path, mailbox: str, folder: str) -> dict[str, int]:
         from flows.email_import import email_import
 
         state = email_import(str(path), mailbox, folder, return_state=True)
-        result = state.result(raise_on_failure=False)
-        if isinstance(result, BaseException):
-            if isinstance(result, InboxflowError):
-                raise result
-            raise InboxflowError(f"import failed: {result}")
+        if not state.is_completed():
+            raise InboxflowError(state.message or "import failed")
+        result = state.result()
     return result
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 class FileStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+        self._made: set[Path] = set()  # directories known to exist: no mkdir per file
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / key[2:4] / key
@@ -23,7 +24,9 @@ class FileStore:
         target = self.path(key)
         if target.exists():
             return key
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(target.parent)
         # Write beside the target, then rename: a crash never leaves half a file under a key.
         partial = target.with_name(f"{key}.{os.getpid()}.partial")
         partial.write_bytes(content)

@@ -91,7 +91,7 @@ def open_mailbox(settings: ImapSettings) -> Iterator[imapclient.IMAPClient]:
 
 def connect(settings: ImapSettings) -> imapclient.IMAPClient:
     where = f"mailbox {settings.address}: {settings.host}:{settings.port}"
-    context = tls_context(settings.tls_insecure)
+    context = tls_context(settings.tls_insecure) if settings.security != "none" else None
     try:
         client = imapclient.IMAPClient(
             settings.host,
@@ -181,19 +181,19 @@ def plan_folder(
 def _batches(client: imapclient.IMAPClient, uids: list[int]) -> list[list[int]]:
     """UID batches of at most batch_size() messages and about BATCH_BYTES."""
     batches: list[list[int]] = []
-    size = batch_size()
-    for start in range(0, len(uids), size):
-        chunk = uids[start : start + size]
+    per_batch = batch_size()
+    for start in range(0, len(uids), per_batch):
+        chunk = uids[start : start + per_batch]
         sizes = client.fetch(chunk, ["RFC822.SIZE"])
         current: list[int] = []
         current_bytes = 0
         for uid in chunk:
-            size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
-            if current and current_bytes + size > BATCH_BYTES:
+            message_bytes = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+            if current and current_bytes + message_bytes > BATCH_BYTES:
                 batches.append(current)
                 current, current_bytes = [], 0
             current.append(uid)
-            current_bytes += size
+            current_bytes += message_bytes
         if current:
             batches.append(current)
     return batches

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import imapclient
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -112,7 +113,7 @@ def sync_folder(
     if pending is not None:
         _add(report, _store_pending(job, plan, pending))
     # Everything below UIDNEXT was seen (or left out by the first-sync period): move past it.
-    store_batch(job, plan, [], [], last_uid=max(plan.uidnext - 1, 0))
+    store_batch(job, plan.folder, plan.uidvalidity, quote([]), quote([]), max(plan.uidnext - 1, 0))
     get_run_logger().info(
         "%s %s: %d stored, %d duplicates", job.address, folder, report.stored, report.duplicates
     )
@@ -136,7 +137,9 @@ def _plan_folder(client: imapclient.IMAPClient, job: MailboxJob, folder: str) ->
 def _store_pending(job: MailboxJob, plan: FolderPlan, pending: Pending) -> StoredBatch:
     fetched, parsing = pending
     parsed = parsing()
-    batch = store_batch(job, plan, fetched, parsed, last_uid=max(m.uid for m in fetched))
+    # quote(): Prefect would otherwise walk every field of every email to look for futures.
+    last_uid = max(m.uid for m in fetched)
+    batch = store_batch(job, plan.folder, plan.uidvalidity, quote(fetched), quote(parsed), last_uid)
     publish(Progress(job.address, plan.folder, stored=len(fetched)))
     return batch
 
@@ -150,16 +153,17 @@ def _add(report: FolderReport, batch: StoredBatch) -> None:
 @task(name="store-batch", cache_policy=NO_CACHE)
 def store_batch(
     job: MailboxJob,
-    plan: FolderPlan,
+    folder: str,
+    uidvalidity: int,
     fetched: list[FetchedMessage],
     parsed: list[ParsedEmail],
     last_uid: int,
 ) -> StoredBatch:
     """Store one batch and move the folder's high-water mark, in one transaction."""
     incoming = [
-        IncomingEmail(p, plan.folder, m.uid, plan.uidvalidity, m.seen, m.internal_date)
+        IncomingEmail(p, folder, m.uid, uidvalidity, m.seen, m.internal_date)
         for m, p in zip(fetched, parsed, strict=True)
     ]
-    mark = HighWaterMark(plan.folder, plan.uidvalidity, last_uid)
+    mark = HighWaterMark(folder, uidvalidity, last_uid)
     with Session(get_engine(), expire_on_commit=False) as session:
         return store_emails(session, job.ref, incoming, mark)

@@ -21,7 +21,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
 # Prefect reads its settings once, at import: set them before any test imports it.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+# As in the CLI: outcomes are reported by inboxflow, logs go to the Prefect API (and to
+# pytest's log capture). A console handler would also outlive the streams pytest swaps.
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
 @pytest.fixture(scope="session")

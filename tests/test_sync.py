@@ -265,8 +265,11 @@ def test_sync_killed_midway_then_rerun_loses_and_duplicates_nothing(
 
     process = subprocess.Popen(command, env=env, start_new_session=True)
     deadline = time.monotonic() + 120
-    while count_emails() < 200 and process.poll() is None and time.monotonic() < deadline:
+    timeline = []
+    while (n := count_emails()) < 200 and process.poll() is None and time.monotonic() < deadline:
+        timeline.append((round(time.monotonic(), 3), n))
         time.sleep(0.02)
+    print("TIMELINE", timeline[-10:], n)
     assert process.poll() is None, "the sync finished before it could be killed"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -330,3 +333,25 @@ def test_concurrent_sync_of_the_same_mailbox_is_refused(database, dovecot, monke
         with pytest.raises(MailboxBusyError), mailbox_lock(mailbox.id, user):
             pass
     assert "another run is syncing it" in reports[0]["error"]
+
+
+def test_small_batches_download_each_message_exactly_once(database, dovecot, monkeypatch):
+    from tasks import imap
+
+    user, password = new_user(dovecot)
+    dovecot.append(user, password, "INBOX", [make_message(i).raw for i in range(35)])
+    register(dovecot, user, monkeypatch, folders=["INBOX"])
+    monkeypatch.setenv("INBOXFLOW_IMAP_BATCH_SIZE", "10")
+    fetched_batches: list[list[int]] = []
+    real_fetch = imap.fetch_messages
+
+    def recording_fetch(client, uids):
+        fetched_batches.append(list(uids))
+        return real_fetch(client, uids)
+
+    monkeypatch.setattr("tasks.sync.fetch_messages", recording_fetch)
+
+    report = run_sync(user)[1][0]
+
+    assert report["stored"] == 35 and report["duplicates"] == 0
+    assert [len(b) for b in fetched_batches] == [10, 10, 10, 5]

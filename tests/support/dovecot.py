@@ -2,8 +2,13 @@
 
 The server runs from its own config file in a work directory (no /etc/dovecot, no
 system state), stores mail as Maildir owned by the unprivileged ``mail`` user and
-authenticates from a passwd-file (passwords) and, for XOAUTH2, from a tiny
+authenticates from passwd-files (passwords) and, for XOAUTH2, from a tiny
 token-introspection HTTP server that this module runs in a thread.
+
+Work directory layout: dovecot.conf, dovecot.log, tls/cert.pem, and ``mail/`` and
+``users/`` (one passwd-file per user). While the server runs, ``mail`` and ``users``
+are symlinks into a private runtime dir under /tmp (see ``_Runtime``); stop() moves
+them back, so mail survives a restart and stays inspectable after the tests.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 HOST = "127.0.0.1"
 # Debian's conventional owner of mail files; any non-root user works, and Dovecot
@@ -44,9 +50,6 @@ DEFAULT_FOLDERS = ("INBOX", "Sent", "Support", "Support/Sub")
 # Long MULTIAPPEND commands are streamed by Dovecot, but keeping each one moderate
 # bounds the client's memory and the size of a single failed command.
 APPEND_BATCH = 500
-# Unix socket paths (sun_path) are limited to 108 bytes; Dovecot's longest socket
-# name under base_dir is about 25 characters.
-MAX_BASE_DIR_LEN = 80
 
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ ([0-9:,]+)\]")
 
@@ -113,17 +116,50 @@ def write_self_signed_cert(cert_path: Path, key_path: Path) -> None:
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def allow_traverse(path: Path) -> None:
-    """Make *path* and its ancestors searchable (o+x) for Dovecot's unprivileged processes.
+class _Runtime:
+    """Private dir for what Dovecot's unprivileged processes must reach.
 
-    pytest's base temp dir is mode 0700; the auth process (user ``dovecot``) must
-    read the passwd-file and the mail processes (user ``mail``) must reach the
-    Maildirs. Only the search bit is added, so directory listings stay private.
+    The auth process (user ``dovecot``) reads the passwd-files and the mail
+    processes (user ``mail``) the Maildirs, so neither may sit below a directory
+    they cannot search. pytest keeps its temp root at mode 0700, and every new
+    pytest session (other runs on the same machine included) resets it to that,
+    so these live in /tmp instead. The short path also keeps Dovecot's socket
+    paths (in ``run/``) under the 108-byte limit of Unix sockets.
     """
-    for directory in [path, *path.parents]:
-        mode = directory.stat().st_mode
-        if not mode & 0o001:
-            directory.chmod((mode & 0o7777) | 0o001)
+
+    MOVABLE = ("mail", "users")
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.path = Path(tempfile.mkdtemp(prefix="inboxflow-dovecot-", dir="/tmp"))
+        self.path.chmod(0o711)  # search only: unprivileged users reach known names
+        self.base_dir = self.path / "run"
+        for name in self.MOVABLE:
+            self._adopt(name)
+        mail = pwd.getpwnam(MAIL_USER)
+        # Homes are created on first login by the mail processes, as the mail user.
+        os.chown(self.path / "mail", mail.pw_uid, mail.pw_gid)
+
+    def _adopt(self, name: str) -> None:
+        """Move workdir/NAME (from an earlier run) here and leave a symlink behind."""
+        target, link = self.path / name, self.workdir / name
+        if link.is_symlink():
+            link.unlink()
+        if link.is_dir():
+            shutil.move(link, target)
+        else:
+            target.mkdir()
+        target.chmod(0o755 if name == "users" else 0o700)
+        link.symlink_to(target)
+
+    def close(self) -> None:
+        """Move mail and users back into workdir and delete the rest (sockets)."""
+        for name in self.MOVABLE:
+            link = self.workdir / name
+            if link.is_symlink():
+                link.unlink()
+                shutil.move(self.path / name, link)
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 class _TokenStore:
@@ -173,7 +209,10 @@ class _IntrospectionServer:
         self._httpd.daemon_threads = True
         self.url = f"http://{HOST}:{self._httpd.server_port}/introspect"
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="dovecot-oauth2", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one interval
+            name="dovecot-oauth2",
+            daemon=True,
         )
         self._thread.start()
 
@@ -193,11 +232,12 @@ protocols = imap
 log_path = {log_path}
 # Tests log in as many users from one address, often in parallel.
 mail_max_userip_connections = 500
-# The default 2 s delay after a failed login would slow the wrong-password tests.
+# The default 2 s delay after a failed login would slow the wrong-password tests
+# (a failure still takes ~0.5 s: failures are answered from a 500 ms timer).
 auth_failure_delay = 0
-login_trusted_networks = 127.0.0.0/8
 auth_verbose = yes
-auth_debug = yes
+# Password logins on the plaintext port, as for a provider with security `none`
+# (Dovecot already counts loopback as secure; this keeps it so on any address).
 disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2 oauthbearer
 
@@ -219,11 +259,14 @@ namespace inbox {{
   prefix =
 }}
 
-# Passwords for PLAIN/LOGIN only; OAuth2 tokens never reach the passwd-file and
-# passwords never reach the introspection server.
+# One passwd-file per user (path with %u): Dovecot stats a passwd-file at most
+# once per second, so edits to one shared file could go unseen for up to a
+# second, while a user's new file is read on first use. Passwords serve
+# PLAIN/LOGIN only and OAuth2 tokens only XOAUTH2/OAUTHBEARER, so neither leaks
+# to the other backend.
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN {passwd_path}
+  args = scheme=PLAIN {users_dir}/%u
   mechanisms = plain login
 }}
 passdb {{
@@ -233,7 +276,7 @@ passdb {{
 }}
 userdb {{
   driver = passwd-file
-  args = {passwd_path}
+  args = {users_dir}/%u
   default_fields = uid={mail_user} gid={mail_group} home={mail_root}/%d/%n
 }}
 
@@ -270,7 +313,8 @@ class Dovecot:
         self.start_timeout = start_timeout
         self.conf_path = self.workdir / "dovecot.conf"
         self.oauth2_path = self.workdir / "dovecot-oauth2.conf.ext"
-        self.passwd_path = self.workdir / "passwd"
+        # Symlinks into the runtime dir while running; see _Runtime.
+        self.users_dir = self.workdir / "users"
         self.log_path = self.workdir / "dovecot.log"
         self.cert_path = self.workdir / "tls" / "cert.pem"
         self.key_path = self.workdir / "tls" / "key.pem"
@@ -278,12 +322,10 @@ class Dovecot:
         self.port = 0
         self.tls_port = 0
         self._passwords: dict[str, str] = {}
-        self._passwd_mtime = 0
         self._tokens = _TokenStore()
         self._oauth: _IntrospectionServer | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._base_dir: Path | None = None
-        self._own_base_dir = False
+        self._runtime: _Runtime | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -300,6 +342,9 @@ class Dovecot:
             raise DovecotError(
                 "the `dovecot` binary is not installed (apt-get install dovecot-imapd)"
             )
+        if os.geteuid() != 0:
+            # Dovecot needs root to switch to its login, auth and mail users.
+            raise DovecotError("starting Dovecot for tests needs root")
         self._prepare_workdir()
         self._oauth = _IntrospectionServer(self._tokens)
         self.oauth2_path.write_text(OAUTH2_TEMPLATE.format(url=self._oauth.url))
@@ -318,9 +363,9 @@ class Dovecot:
         if self._oauth is not None:
             self._oauth.close()
             self._oauth = None
-        if self._own_base_dir and self._base_dir is not None:
-            shutil.rmtree(self._base_dir, ignore_errors=True)
-            self._base_dir = None
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
 
     def __enter__(self) -> Dovecot:
         return self.start()
@@ -343,35 +388,22 @@ class Dovecot:
         return "\n".join(parts) or "(no log written)"
 
     def _prepare_workdir(self) -> None:
-        mail = pwd.getpwnam(MAIL_USER)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        allow_traverse(self.workdir)
         self.cert_path.parent.mkdir(exist_ok=True)
         if not (self.cert_path.exists() and self.key_path.exists()):
             write_self_signed_cert(self.cert_path, self.key_path)
-        self.mail_root.mkdir(exist_ok=True)
-        # Homes are created on first login by the mail processes, as the mail user.
-        os.chown(self.mail_root, mail.pw_uid, mail.pw_gid)
-        self._write_passwd()
-        self._base_dir = self._pick_base_dir()
-
-    def _pick_base_dir(self) -> Path:
-        """The runtime dir for sockets; moved to a short /tmp path if workdir is deep."""
-        base_dir = self.workdir / "run"
-        self._own_base_dir = len(str(base_dir)) > MAX_BASE_DIR_LEN
-        if self._own_base_dir:
-            base_dir = Path(tempfile.mkdtemp(prefix="dovecot-"))
-            base_dir.chmod(0o755)
-        return base_dir
+        self._runtime = _Runtime(self.workdir)
 
     def _write_config(self) -> None:
+        assert self._runtime is not None
+        runtime = self._runtime.path
         mail = pwd.getpwnam(MAIL_USER)
         self.port, self.tls_port = free_port(), free_port()
         while self.tls_port == self.port:
             self.tls_port = free_port()
         config = CONFIG_TEMPLATE.format(
-            base_dir=self._base_dir,
-            state_dir=self.workdir / "state",
+            base_dir=self._runtime.base_dir,
+            state_dir=runtime / "state",
             # Distinct per instance so process titles and doveadm -i don't collide.
             instance_name=f"dovecot-test-{self.port}",
             host=self.host,
@@ -382,9 +414,10 @@ class Dovecot:
             mail_group=MAIL_USER,
             mail_uid=mail.pw_uid,
             mail_gid=mail.pw_gid,
-            passwd_path=self.passwd_path,
+            # Dovecot gets the real paths: its users cannot pass through workdir.
+            users_dir=runtime / "users",
             oauth2_path=self.oauth2_path,
-            mail_root=self.mail_root,
+            mail_root=runtime / "mail",
             port=self.port,
             tls_port=self.tls_port,
         )
@@ -393,8 +426,7 @@ class Dovecot:
     def _launch(self, binary: str, attempts: int = 3) -> None:
         """Start `dovecot -F`; retry with new ports if a picked port got taken meanwhile."""
         for attempt in range(attempts):
-            self._write_config()
-            self.log_path.unlink(missing_ok=True)
+            self._write_config()  # the log is appended to, so restarts keep history
             with open(self.workdir / "dovecot.stdout", "wb") as out:
                 # A new session makes the master's pid the process-group id of every
                 # process it forks, so stop() can reap stragglers by that one id.
@@ -416,15 +448,35 @@ class Dovecot:
     def _wait_ready(self) -> bool:
         """Wait until the plaintext port greets and the TLS port completes a handshake."""
         deadline = time.monotonic() + self.start_timeout
+        penalty_disabled = False
         while time.monotonic() < deadline:
             assert self._proc is not None
             if self._proc.poll() is not None:
                 return False
-            with contextlib.suppress(OSError):
-                self._probe()
-                return True
-            time.sleep(0.02)
+            # Must happen before the first login starts the (lazy) auth process.
+            penalty_disabled = penalty_disabled or self._disable_auth_penalty()
+            if penalty_disabled:
+                with contextlib.suppress(OSError):
+                    self._probe()
+                    return True
+            time.sleep(0.01)
         return False
+
+    def _disable_auth_penalty(self) -> bool:
+        """Remove anvil's auth-penalty socket; True once it is gone.
+
+        After a failed login Dovecot delays every later login from the same IP by
+        2-15 s for half a minute (the "auth penalty"), which would make one
+        wrong-password test slow down the whole suite. 2.3 has no setting for it
+        (login_trusted_networks no longer exempts), but the auth process silently
+        disables the penalty when this socket is missing (ENOENT) at its start.
+        """
+        assert self._runtime is not None
+        socket_path = self._runtime.base_dir / "anvil-auth-penalty"
+        if not socket_path.exists():
+            return False
+        socket_path.unlink()
+        return True
 
     def _probe(self) -> None:
         with socket.create_connection((self.host, self.port), timeout=2) as sock:
@@ -444,35 +496,51 @@ class Dovecot:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
+                # Dovecot's master sleeps 1 s while shutting down, by design.
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+        if live_processes(pgid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while live_processes(pgid) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     # -- users and tokens --------------------------------------------------
 
     def add_user(self, user: str, password: str, folders: Sequence[str] = DEFAULT_FOLDERS) -> None:
         """Add (or re-password) *user*, then create and subscribe *folders* for them.
 
-        Dovecot re-reads the passwd-file when it changes, so this works while the
-        server runs; folder creation needs the server running.
+        Needs the server running; Dovecot picks up the user's passwd-file at once.
         """
-        for value in (user, password):
-            if any(ch in value for ch in ":\n\r") or not value:
-                raise ValueError(f"passwd-file cannot hold {value!r}")
+        if not self.running:
+            raise DovecotError("Dovecot is not running; call start() first")
+        if not user or any(ch in user for ch in ":/\n\r") or user.startswith("."):
+            raise ValueError(f"unusable user name {user!r}")
+        if not password or any(ch in password for ch in ":\n\r"):
+            raise ValueError(f"a passwd-file cannot hold the password {password!r}")
+        changed = self._passwords.get(user) not in (None, password)
         self._passwords[user] = password
-        self._write_passwd()
-        self._wait_for_user(user)
+        self._write_user_file(user, password)
+        if changed:
+            _sleep_past_second()
         if folders:
             self.doveadm("mailbox", "create", "-s", "-u", user, *folders)
+
+    def new_user(self, prefix: str = "user", domain: str = "example.test") -> tuple[str, str]:
+        """Add a user with a unique address, a random password and the default folders."""
+        user = f"{prefix}-{secrets.token_hex(4)}@{domain}"
+        password = secrets.token_urlsafe(12)
+        self.add_user(user, password)
+        return user, password
 
     def add_oauth_token(self, user: str, token: str | None = None) -> str:
         """Make *token* a valid XOAUTH2/OAUTHBEARER access token for *user*; returns it.
 
-        The user is created with a random password if unknown, because the userdb
-        (home, uid) still comes from the passwd-file.
+        An unknown user is created with a random password and the default folders,
+        because home and uid still come from the user's passwd-file.
         """
         token = token or secrets.token_urlsafe(24)
         if user not in self._passwords:
@@ -480,29 +548,21 @@ class Dovecot:
         self._tokens.add(token, user)
         return token
 
-    def _write_passwd(self) -> None:
-        """Rewrite the passwd-file atomically so Dovecot never reads half a file."""
-        lines = "".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in self._passwords.items())
-        tmp = self.passwd_path.with_suffix(".tmp")
-        tmp.write_text(lines)
-        tmp.chmod(0o644)
-        # Dovecot re-reads the file only when its mtime (whole seconds) or size
-        # changes; a same-length password change within one second would be missed,
-        # so every version gets a later mtime than the previous one.
-        self._passwd_mtime = max(int(time.time()), self._passwd_mtime + 1)
-        os.utime(tmp, (self._passwd_mtime, self._passwd_mtime))
-        os.replace(tmp, self.passwd_path)
+    def _write_user_file(self, user: str, password: str) -> None:
+        """Write the user's passwd-file atomically so Dovecot never reads half a file.
 
-    def _wait_for_user(self, user: str, timeout: float = 3.0) -> None:
-        """Wait until the auth process has re-read the passwd-file and knows *user*."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = self._doveadm_run("user", "-u", user, check=False)
-            if result.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise DovecotError(f"Dovecot does not know {user!r}: {result.stderr.strip()}")
-            time.sleep(0.05)
+        Dovecot notices a change by mtime (whole seconds) or size, so a same-length
+        password change within a second gets a later mtime than the old file's.
+        """
+        path = self.users_dir / user
+        mtime = int(time.time())
+        with contextlib.suppress(FileNotFoundError):
+            mtime = max(mtime, int(path.stat().st_mtime) + 1)
+        tmp = path.with_name(f".{user}.tmp")
+        tmp.write_text(f"{user}:{{PLAIN}}{password}::::::\n")
+        tmp.chmod(0o644)
+        os.utime(tmp, (mtime, mtime))
+        os.replace(tmp, path)
 
     # -- doveadm -----------------------------------------------------------
 
@@ -535,13 +595,8 @@ class Dovecot:
 
     def client(self, user: str, password: str, *, tls: bool = False) -> IMAPClient:
         """A logged-in IMAPClient: plaintext port by default, implicit TLS with tls=True."""
-        if tls:
-            imap = IMAPClient(
-                self.host, port=self.tls_port, ssl=True, ssl_context=self.ssl_context(),
-                timeout=30,
-            )  # fmt: skip
-        else:
-            imap = IMAPClient(self.host, port=self.port, ssl=False, timeout=30)
+        port, context = (self.tls_port, self.ssl_context()) if tls else (self.port, None)
+        imap = IMAPClient(self.host, port=port, ssl=tls, ssl_context=context, timeout=30)
         try:
             imap.login(user, password)
         except BaseException:
@@ -588,21 +643,42 @@ class Dovecot:
         return uids
 
     def create_folder(self, user: str, password: str, folder: str) -> None:
-        """CREATE and SUBSCRIBE *folder* (parents are created implicitly)."""
-        with self._session(user, password) as imap:
-            imap.create_folder(folder)
-            imap.subscribe_folder(folder)
+        """CREATE and SUBSCRIBE *folder* and any missing parents.
 
-    def delete_folder(self, user: str, password: str, folder: str) -> None:
-        """DELETE *folder* and its subfolders (deepest first), unsubscribing them."""
+        Dovecot's Maildir++ storage creates only the leaf and merely lists the
+        parents, which then cannot be selected or deleted; real clients create
+        each level, so this does too.
+        """
+        parts = folder.split("/")
         with self._session(user, password) as imap:
-            # LIST patterns: the folder itself, then everything below it.
-            names = [name for _f, _s, name in imap.list_folders("", folder)]
-            names += [name for _f, _s, name in imap.list_folders("", folder + "/*")]
-            for name in sorted(set(names), key=lambda n: n.count("/"), reverse=True):
-                with contextlib.suppress(Exception):
-                    imap.unsubscribe_folder(name)
-                imap.delete_folder(name)
+            for depth in range(1, len(parts) + 1):
+                name = "/".join(parts[:depth])
+                with contextlib.suppress(IMAPClientError):
+                    imap.create_folder(name)  # fails if it exists, which is fine
+                imap.subscribe_folder(name)
+            imap.select_folder(folder, readonly=True)  # proves the leaf exists
+
+    def delete_folder(
+        self, user: str, password: str, folder: str, *, recursive: bool = False
+    ) -> None:
+        """UNSUBSCRIBE and DELETE *folder*, like a plain IMAP client.
+
+        Subfolders survive (Dovecot allows that) unless *recursive*, which deletes
+        them first, deepest first. Re-creating a deleted folder gives it a new
+        UIDVALIDITY.
+        """
+        with self._session(user, password) as imap:
+            if recursive:
+                below = [name for _f, _s, name in imap.list_folders("", folder + "/*")]
+                for name in sorted(below, key=lambda n: n.count("/"), reverse=True):
+                    # A listed-only parent (see create_folder) has nothing to delete.
+                    with contextlib.suppress(IMAPClientError):
+                        imap.unsubscribe_folder(name)
+                    with contextlib.suppress(IMAPClientError):
+                        imap.delete_folder(name)
+            with contextlib.suppress(IMAPClientError):  # it may not be subscribed
+                imap.unsubscribe_folder(folder)
+            imap.delete_folder(folder)
 
     def list_folders(self, user: str, password: str) -> list[str]:
         """All folder names of *user*, e.g. ["INBOX", "Sent", "Support", "Support/Sub"]."""
@@ -616,6 +692,32 @@ class Dovecot:
             uids = imap.search("ALL")
             flags = imap.get_flags(uids) if uids else {}
         return {uid: b"\\Seen" in f for uid, f in flags.items()}
+
+
+def live_processes(pgid: int) -> list[int]:
+    """PIDs of the running processes in process group *pgid* (Linux /proc).
+
+    Zombies are left out: the children of an exited master are reaped by init
+    whenever it gets to it, but they hold no ports or files any more.
+    """
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # Fields after the parenthesised command: state, ppid, pgrp, ...
+            state, _ppid, pgrp = stat.read_text().rpartition(")")[2].split()[:3]
+            if int(pgrp) == pgid and state not in ("Z", "X"):
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def _sleep_past_second() -> None:
+    """Sleep into the next wall-clock second.
+
+    The auth process re-checks a passwd-file at most once per second; after that
+    boundary any lookup sees the rewritten file.
+    """
+    now = time.time()
+    time.sleep(int(now) + 1 - now + 0.01)
 
 
 def _appended_uids(response: bytes) -> list[int]:
