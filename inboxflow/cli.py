@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,8 @@ app.add_typer(provider_app, name="provider")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(emails_app, name="emails")
 
-out = Console()
+# Piped output (tests, scripts) gets wide tables instead of rich's default 80 columns.
+out = Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200")))
 err = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

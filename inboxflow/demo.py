@@ -18,6 +18,7 @@ from models import (
     Mailbox,
     Security,
     database_url,
+    init_db,
     session_scope,
 )
 from models.db import PROJECT_ROOT
@@ -33,6 +34,7 @@ def run_demo(
     list_emails: Callable[[], None],
 ) -> None:
     console.print(f"[bold]inboxflow demo[/bold] — database {database_url()}")
+    init_db()
     ensure_demo_mailbox()
     console.print(f"importing the sample mailbox {SAMPLE_MAILBOX.relative_to(PROJECT_ROOT)} ...")
     totals = import_emails(SAMPLE_MAILBOX, DEMO_ADDRESS, "INBOX")
