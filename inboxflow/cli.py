@@ -14,6 +14,7 @@ from rich.table import Table
 
 from inboxflow import queries
 from models import FirstSyncPeriod, LoginFormat, Security, init_db, session_scope
+from models.providers import AuthKind
 from tasks.credentials import env_reference
 from tasks.errors import InboxflowError
 from tasks.mailboxes import add_mailbox, add_provider, remove_provider
@@ -22,9 +23,13 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=F
 provider_app = typer.Typer(help="Email providers: how to reach a mail service.")
 mailbox_app = typer.Typer(help="Mailboxes (email accounts) to sync.")
 emails_app = typer.Typer(help="Stored emails.")
+rules_app = typer.Typer(help="Binding rules (rules/*.yaml): check and try them.")
+records_app = typer.Typer(help="Contacts, accounts, users and records (reference data).")
 app.add_typer(provider_app, name="provider")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(emails_app, name="emails")
+app.add_typer(rules_app, name="rules")
+app.add_typer(records_app, name="records")
 
 # Piped output (tests, scripts) gets wide tables instead of rich's default 80 columns.
 out = Console(width=None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "200")))
@@ -107,6 +112,10 @@ def provider_add(
     domain: Annotated[
         list[str] | None, typer.Option(help="Mail domain served (repeatable).")
     ] = None,
+    auth: Annotated[
+        AuthKind,
+        typer.Option(help="basic: a password; oauth2: an access token (XOAUTH2) as the secret."),
+    ] = AuthKind.basic,
 ) -> None:
     """Register an email provider."""
     with reported_errors(), _session() as session:
@@ -120,6 +129,7 @@ def provider_add(
             smtp_timeout,
             login_format,
             domain or [],
+            auth,
         )
     out.print(f"provider {name} added")
 
@@ -262,14 +272,25 @@ def emails_list(
     mailbox: Annotated[str | None, typer.Option(help="Only this mailbox.")] = None,
     folder: Annotated[str | None, typer.Option(help="Only this folder.")] = None,
     unread: Annotated[bool, typer.Option("--unread", help="Only unread emails.")] = False,
+    unprocessed: Annotated[
+        bool, typer.Option("--unprocessed", help="Only emails that still need processing.")
+    ] = False,
+    processed: Annotated[
+        bool, typer.Option("--processed", help="Only emails that need no processing.")
+    ] = False,
+    outbound: Annotated[bool, typer.Option("--outbound", help="Only outgoing emails.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many (0 = all).")] = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """List stored emails, newest first."""
-    where = queries.EmailFilter(mailbox, folder, unread, limit or None)
+    """List stored emails, newest first, with what they are linked to."""
+    if unprocessed and processed:
+        err.print("[red]inboxflow:[/red] choose one of --unprocessed and --processed")
+        raise typer.Exit(2)
+    todo = True if unprocessed else False if processed else None
+    where = queries.EmailFilter(mailbox, folder, unread, limit or None, todo, outbound)
     with _session() as session:
         rows = queries.list_emails(session, where)
-    columns = ["id", "folder", "date", "from", "subject", "attachments"]
+    columns = ["id", "folder", "date", "from", "subject", "attachments", "linked to", "todo"]
     print_rows(rows, as_json, columns, "emails")
 
 
@@ -296,6 +317,11 @@ def emails_show(email_id: str, as_json: JsonOption = False) -> None:
         "direction",
         "in_reply_to",
         "read",
+        "thread_id",
+        "linked to",
+        "bound_by_rule",
+        "auto",
+        "todo",
     ):
         if email.get(key) not in (None, ""):
             out.print(f"[bold]{key}:[/bold] {email[key]}", highlight=False)
@@ -307,6 +333,200 @@ def emails_show(email_id: str, as_json: JsonOption = False) -> None:
         state = "" if a["stored"] else f" — not stored: {a['skip_reason']}"
         what = f"{a['file_name']} ({a['mime_type']}, {a['size']} bytes)"
         out.print(f"[bold]attachment:[/bold] {what}{state}", highlight=False)
+
+
+@emails_app.command("mark-processed")
+def emails_mark_processed(
+    email_id: str,
+    thread: Annotated[
+        bool, typer.Option("--thread", help="Every email of its thread, not only this one.")
+    ] = False,
+) -> None:
+    """Mark an email (or its whole thread) as processed: it leaves the needs-processing list."""
+    from tasks.records import mark_processed
+
+    with _session() as session:
+        cleared = mark_processed(session, email_id, thread)
+    what = "in its thread " if thread else ""
+    out.print(f"{cleared} email(s) {what}marked processed", highlight=False)
+
+
+@emails_app.command("link")
+def emails_link(
+    email_id: str,
+    lead: Annotated[str | None, typer.Option(help="Lead id or name.")] = None,
+    case: Annotated[str | None, typer.Option(help="Case id or number.")] = None,
+    opportunity: Annotated[str | None, typer.Option(help="Opportunity id or name.")] = None,
+    invoice: Annotated[str | None, typer.Option(help="Invoice id or number (Inv-53).")] = None,
+    order: Annotated[str | None, typer.Option(help="Order id or number (Ord-12).")] = None,
+    contract: Annotated[str | None, typer.Option(help="Contract id or number.")] = None,
+    contact: Annotated[str | None, typer.Option(help="Contact id, email address or name.")] = None,
+    account: Annotated[str | None, typer.Option(help="Account id, email address or name.")] = None,
+) -> None:
+    """Link an email to records by hand (RECORD_ID: an id, or a number, address or name)."""
+    from tasks.records import link_email
+
+    given = {
+        "lead": lead,
+        "case": case,
+        "opportunity": opportunity,
+        "invoice": invoice,
+        "order": order,
+        "contract": contract,
+        "contact": contact,
+        "account": account,
+    }
+    with _session() as session:
+        linked, todo = link_email(session, email_id, {k: v for k, v in given.items() if v})
+    state = "still needs processing" if todo else "processed"
+    out.print(f"email {email_id} linked to {', '.join(linked)} ({state})", highlight=False)
+
+
+@emails_app.command("create-contact")
+def emails_create_contact(email_id: str) -> None:
+    """Create a contact from the email's sender (name and address from From) and link it."""
+    from tasks.records import create_contact_from_email
+
+    with _session() as session:
+        contact = create_contact_from_email(session, email_id)
+        line = f"contact {contact.name} ({contact.id}) created and linked to email {email_id}"
+    out.print(line, highlight=False)
+
+
+@emails_app.command("create-record")
+def emails_create_record(
+    email_id: str,
+    record_type: Annotated[
+        str, typer.Argument(help="Lead, Opportunity, Case, Invoice, Order or Contract.")
+    ],
+    number: Annotated[
+        str | None, typer.Option(help="Number of an Invoice, Order or Contract (Case: optional).")
+    ] = None,
+) -> None:
+    """Create a record from an email (customer = its contact or account) and link it."""
+    from tasks.records import create_record_from_email, record_label
+
+    with _session() as session:
+        kind, record = create_record_from_email(session, email_id, record_type, number)
+        line = f"{record_label(kind, record)} ({record.id}) created and linked to email {email_id}"  # type: ignore[attr-defined]
+    out.print(line, highlight=False)
+
+
+# initial processing and binding rules ----------------------------------------------------
+
+RulesDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--rules-dir", help="Folder of rule files (default: INBOXFLOW_RULES_DIR or rules/)."
+    ),
+]
+
+
+@app.command("process-emails")
+def process_emails(
+    all_emails: Annotated[
+        bool, typer.Option("--all", help="Look at every email again, not only new ones.")
+    ] = False,
+    mailbox: Annotated[str | None, typer.Option(help="Only this mailbox.")] = None,
+    rules_dir: RulesDirOption = None,
+) -> None:
+    """Link new emails to contacts, accounts and records (the initial-processing flow)."""
+    with reported_errors():
+        init_db()
+        from flows.initial_processing import initial_processing
+
+        state = initial_processing(
+            mailbox, all_emails, str(rules_dir) if rules_dir else None, return_state=True
+        )
+        if not state.is_completed():
+            raise InboxflowError(state.message or "initial processing failed")
+        summary = state.result()
+    for problem in summary["rule_problems"]:
+        err.print(f"[yellow]binding rule skipped:[/yellow] {problem}", highlight=False)
+    out.print(
+        f"{summary['emails']} emails processed ({summary['changed']} changed): "
+        f"{summary['with_contact_or_account']} linked to a contact or account, "
+        f"{summary['bound_by_rules']} bound by rules, {summary['in_threads']} in a thread, "
+        f"{summary['auto_replies']} auto-replies or bounces; "
+        f"{summary['need_processing']} still need processing",
+        highlight=False,
+    )
+
+
+@rules_app.command("validate")
+def rules_validate(rules_dir: RulesDirOption = None) -> None:
+    """Check every rule file; each problem is reported as file:line: reason."""
+    from tasks.rules import load_rules
+
+    with reported_errors():
+        book = load_rules(rules_dir)
+    for rule in book.rules:
+        state = "" if rule.enabled else " (disabled)"
+        out.print(
+            f"ok  {rule.file}:{rule.line}: {rule.name!r}: {rule.column} → {rule.target}{state}",
+            highlight=False,
+        )
+    for problem in book.problems:
+        err.print(f"[red]error[/red] {problem}", highlight=False, soft_wrap=True)
+    out.print(f"{len(book.rules)} rule(s) usable, {len(book.problems)} problem(s)")
+    if book.problems:
+        raise typer.Exit(1)
+
+
+@rules_app.command("test")
+def rules_test(
+    rule_file: Path,
+    limit: Annotated[int, typer.Option(help="Show at most this many bindings.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Dry run: which stored emails the file's rules would bind. Changes nothing."""
+    from dataclasses import asdict, replace
+
+    from tasks.binding import preview_bindings
+    from tasks.rules import RuleBook, read_rule_file
+
+    with reported_errors():
+        if not rule_file.is_file():
+            raise InboxflowError(f"{rule_file}: no such rule file")
+        rules, problems = read_rule_file(rule_file)
+    for problem in problems:
+        err.print(f"[red]error[/red] {problem}", highlight=False, soft_wrap=True)
+    if not rules:
+        err.print("[red]inboxflow:[/red] no usable rule in the file")
+        raise typer.Exit(1)
+    for rule in rules:
+        if not rule.enabled:
+            out.print(f"rule {rule.name!r} is disabled: tried anyway, it does not run")
+    # A dry run tries disabled rules too: that is how an analyst checks one before enabling it.
+    book = RuleBook([replace(rule, enabled=True) for rule in rules])
+    with _session() as session:
+        scanned, found = preview_bindings(session, book, max(limit, 1))
+    rows = [asdict(preview) for preview in found]
+    columns = ["email_id", "subject", "rule", "target", "value", "outcome"]
+    print_rows(rows, as_json, columns, "emails the rules would bind")
+    if not as_json:
+        out.print(f"{scanned} stored email(s) scanned, nothing changed")
+    if problems:
+        raise typer.Exit(1)
+
+
+@records_app.command("import")
+def records_import(
+    record_type: Annotated[
+        str, typer.Argument(help="Account, Contact, User, Invoice, Order or Contract.")
+    ],
+    file: Path,
+) -> None:
+    """Create or update records from a CSV file (header row; several addresses with ';')."""
+    from tasks.records import import_records
+
+    with _session() as session:
+        report = import_records(session, record_type, file)
+    out.print(
+        f"{report.record_type}: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} unchanged",
+        highlight=False,
+    )
 
 
 # demo ------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from models import (
     Security,
     User,
 )
+from models.providers import AuthKind
 from tasks.credentials import resolve_credential
 from tasks.errors import ConfigError
 from tasks.imap import ImapSettings
@@ -79,6 +80,7 @@ def add_provider(
     smtp_timeout: int,
     login_format: LoginFormat,
     domains: list[str],
+    auth: AuthKind = AuthKind.basic,
 ) -> EmailProvider:
     if session.scalar(select(EmailProvider).where(EmailProvider.name == name)):
         raise ConfigError(f"provider {name!r} exists already")
@@ -94,6 +96,7 @@ def add_provider(
         smtp_security=smtp_security,
         smtp_timeout=smtp_timeout,
         login_format=login_format,
+        auth=auth,
     )
     for domain in domains:
         domain = domain.lower().lstrip("@")

@@ -355,3 +355,46 @@ def test_small_batches_download_each_message_exactly_once(database, dovecot, mon
 
     assert report["stored"] == 35 and report["duplicates"] == 0
     assert [len(b) for b in fetched_batches] == [10, 10, 10, 5]
+
+
+def test_oauth2_mailbox_syncs_with_xoauth2_and_a_rejected_token_is_one_line(
+    database, dovecot, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from inboxflow.cli import app
+
+    runner = CliRunner()
+    good = f"o{uuid.uuid4().hex[:8]}@oauth.example"
+    bad = f"o{uuid.uuid4().hex[:8]}@oauth.example"
+    dovecot.add_user(good, "for-seeding-only")
+    monkeypatch.setenv("GOOD_TOKEN", dovecot.add_oauth_token(good))
+    dovecot.add_oauth_token(bad)
+    monkeypatch.setenv("BAD_TOKEN", "expired-token")
+    dovecot.append(good, "for-seeding-only", "INBOX", [make_message(i).raw for i in range(4)])
+    add = [
+        "provider",
+        "add",
+        "oauth",
+        "--imap",
+        f"{dovecot.host}:{dovecot.port}",
+        "--imap-security",
+        "starttls",
+        "--auth",
+        "oauth2",
+        "--domain",
+        "oauth.example",
+    ]
+    assert runner.invoke(app, add).exit_code == 0
+    for address, variable in ((good, "GOOD_TOKEN"), (bad, "BAD_TOKEN")):
+        result = runner.invoke(
+            app, ["mailbox", "add", address, "--password-env", variable, "--tls-insecure"]
+        )
+        assert result.exit_code == 0, result.output
+
+    result = runner.invoke(app, ["sync"])
+
+    assert result.exit_code == 1
+    assert f"{good}: 4 new emails stored" in result.stdout
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    assert bad in line and "refused" in line
