@@ -37,9 +37,12 @@ def main() -> None:
             None,
             False,
         )
+    before_self = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     state = mailbox_sync(user, return_state=True)
     seconds = time.perf_counter() - started
+    after_self = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     reports = state.result(raise_on_failure=False)
     if not state.is_completed():
         raise SystemExit(f"sync failed: {reports}")
@@ -50,6 +53,11 @@ def main() -> None:
                 "seconds": seconds,
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "worker_maxrss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                "cpu_main": after_self.ru_utime
+                + after_self.ru_stime
+                - before_self.ru_utime
+                - before_self.ru_stime,
+                "cpu_workers": children.ru_utime + children.ru_stime,
                 "pid": os.getpid(),
             }
         )

@@ -103,6 +103,10 @@ def main() -> None:
                 f"  (b) inboxflow sync into SQLite:    {result['stored']:.0f} msgs in "
                 f"{result['seconds']:.2f} s = {sync_rate:,.0f} msg/s"
             )
+            print(
+                f"  CPU per message: sync process {result['cpu_main'] / size * 1e3:.2f} ms, "
+                f"parse workers {result['cpu_workers'] / size * 1e3:.2f} ms"
+            )
             print(f"  ratio b/a = {sync_rate / raw_rate:.2f}  (target >= 0.50)")
             print(
                 f"  peak RSS: sync process {result['maxrss_mb']:.0f} MB, "
