@@ -27,9 +27,11 @@ from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
+from tasks.auto_replies import auto_kind
 from tasks.filestore import FileStore
 
 MESSAGE_ID_TOKEN = re.compile(r"<[^<>\s]+>")
+SURROGATE = re.compile("[\udc80-\udcff]")
 UNSAFE_FILE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 
 
@@ -67,11 +69,16 @@ class ParsedEmail:
     sent_at: datetime | None = None
     attachments: list[ParsedAttachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Machine-written mail (tasks/auto_replies.py): bounce, auto-reply, ...; None for a person's.
+    auto_kind: str | None = None
 
 
-def parse_message(raw: bytes, store: FileStore, max_file_size: int) -> ParsedEmail:
-    """Parse one raw message; store its raw bytes and attachment contents in the file store."""
-    parsed = ParsedEmail(raw_key=store.put(raw), raw_size=len(raw))
+def parse_message(
+    raw: bytes, store: FileStore, max_file_size: int, raw_key: str | None = None
+) -> ParsedEmail:
+    """Parse one raw message and store its attachments; raw_key says where its raw bytes are
+    (stored here, content-addressed, when not given)."""
+    parsed = ParsedEmail(raw_key=raw_key or store.put(raw), raw_size=len(raw))
     try:
         message = BytesParser(policy=compat32).parsebytes(raw)
     except Exception as exc:  # the stdlib parser is lenient; this is a last resort
@@ -90,9 +97,15 @@ def parse_message(raw: bytes, store: FileStore, max_file_size: int) -> ParsedEma
 
 
 def parse_many(raws: list[bytes], store_root: str, max_file_size: int) -> list[ParsedEmail]:
-    """Parse a chunk of messages (the unit of work of a parse worker process)."""
+    """Parse a chunk of messages (the unit of work of a parse worker process).
+
+    The chunk's raw bytes go into one pack file: one file write per chunk, not per message.
+    """
     store = FileStore(store_root)
-    return [parse_message(raw, store, max_file_size) for raw in raws]
+    keys = store.put_pack(raws)
+    return [
+        parse_message(raw, store, max_file_size, key) for raw, key in zip(raws, keys, strict=True)
+    ]
 
 
 class ParserPool:
@@ -108,12 +121,13 @@ class ParserPool:
     def __init__(self, store: FileStore, max_file_size: int, workers: int | None = None) -> None:
         self.store = store
         self.max_file_size = max_file_size
-        self.workers = workers or os.cpu_count() or 1
+        # One core stays with the sync process (IMAP responses, database writes).
+        self.workers = workers or max(1, (os.cpu_count() or 1) - 1)
         self._executor: ProcessPoolExecutor | None = None
 
     def submit(self, raws: list[bytes]) -> Callable[[], list[ParsedEmail]]:
         """Start parsing; the returned callable waits for the parsed emails, in order."""
-        if len(raws) < self.MIN_BATCH_FOR_WORKERS or self.workers < 2:
+        if len(raws) < self.MIN_BATCH_FOR_WORKERS or (os.cpu_count() or 1) < 2:
             parsed = parse_many(raws, str(self.store.root), self.max_file_size)
             return lambda: parsed
         executor = self._start()
@@ -166,6 +180,7 @@ def _read_headers(message: Message, parsed: ParsedEmail, *_: object) -> None:
         addresses = _addresses(message, name)
         setattr(parsed, name, ", ".join(_format_address(n, a) for n, a in addresses))
         setattr(parsed, f"{name}_addresses", [a for _, a in addresses if a])
+    parsed.auto_kind = auto_kind(message, parsed.from_address)
     date = _raw_header(message, "date")
     if date:
         try:
@@ -278,7 +293,7 @@ def decode_text(value: str) -> str:
 
 def _undo_surrogates(value: str) -> str:
     # The bytes parser keeps raw 8-bit header bytes as surrogate escapes.
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if value.isascii() or not SURROGATE.search(value):
         return value
     raw = value.encode("utf-8", "surrogateescape")
     try:

@@ -79,9 +79,10 @@ def store_emails(
     if email_rows:
         try:
             with session.begin_nested():
-                session.execute(insert(Email), email_rows)
+                # Core inserts on the tables: the ORM's bulk path costs more per row here.
+                session.execute(insert(Email.__table__), email_rows)
                 if attachment_rows:
-                    session.execute(insert(Attachment), attachment_rows)
+                    session.execute(insert(Attachment.__table__), attachment_rows)
         except IntegrityError:
             # Someone stored one of these meanwhile (an import racing a sync): go one by one.
             email_rows, attachment_rows = _insert_one_by_one(session, email_rows, attachment_rows)
@@ -149,6 +150,7 @@ def _rows(
                 "raw_key": p.raw_key,
                 "raw_size": p.raw_size,
                 "parse_problems": "; ".join(p.problems),
+                "auto_kind": p.auto_kind,
                 "owner_id": mailbox.owner_id,
                 "needs_processing": True,
                 "created_at": now,
@@ -181,14 +183,14 @@ def _insert_one_by_one(
     for row in email_rows:
         try:
             with session.begin_nested():
-                session.execute(insert(Email), [row])
+                session.execute(insert(Email.__table__), [row])
             kept_emails.append(row)
         except IntegrityError:
             continue
     kept_ids = {row["id"] for row in kept_emails}
     kept_attachments = [row for row in attachment_rows if row["email_id"] in kept_ids]
     if kept_attachments:
-        session.execute(insert(Attachment), kept_attachments)
+        session.execute(insert(Attachment.__table__), kept_attachments)
     return kept_emails, kept_attachments
 
 
