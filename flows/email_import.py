@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 
+from flows.initial_processing import process_after_storing
 from models import init_db, session_scope
 from tasks.errors import InboxflowError
 from tasks.importing import RawSource, read_sources, store_imported_batch
@@ -30,6 +31,7 @@ def email_import(path: str, mailbox: str, folder: str = "INBOX") -> State:
     """Import every message under path into the mailbox; what was stored before is skipped."""
     try:
         totals = import_into_mailbox(Path(path), mailbox, folder)
+        totals.update(process_after_storing(mailbox))
     except InboxflowError as exc:
         get_run_logger().error(str(exc))
         return Failed(message=str(exc))

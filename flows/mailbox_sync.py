@@ -4,6 +4,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import Completed, Failed, State
 
+from flows.initial_processing import process_after_storing
 from models import init_db
 from tasks.errors import InboxflowError
 from tasks.parsing import ParserPool
@@ -21,6 +22,7 @@ def mailbox_sync(address: str | None = None) -> State:
         return Failed(message=str(exc), data=[])
     with ParserPool(file_store(), max_file_size()) as parser:
         reports = [sync_mailbox(job, parser) for job in jobs]
+    process_after_storing(address)  # SPEC 3: a sync starts initial processing for what it stored
     publish_summary(reports)
     summary = [_as_dict(report) for report in reports]
     failed = [report.error for report in reports if report.error]

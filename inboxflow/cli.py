@@ -496,7 +496,7 @@ def rules_test(
         raise typer.Exit(1)
     for rule in rules:
         if not rule.enabled:
-            out.print(f"rule {rule.name!r} is disabled: tried anyway, it does not run")
+            err.print(f"rule {rule.name!r} is disabled: tried anyway, it does not run")
     # A dry run tries disabled rules too: that is how an analyst checks one before enabling it.
     book = RuleBook([replace(rule, enabled=True) for rule in rules])
     with _session() as session:
@@ -547,3 +547,8 @@ def _session() -> Iterator[Any]:
         init_db()
         with session_scope() as session:
             yield session
+
+
+from inboxflow.cli_outbox import register  # noqa: E402 (cli_outbox imports this module)
+
+register(app)  # send, outbox ..., templates ...

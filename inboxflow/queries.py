@@ -6,7 +6,18 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session
 
-from models import Attachment, Email, EmailProvider, Mailbox, ProviderDomain, SyncState
+from models import (
+    Account,
+    Attachment,
+    Contact,
+    Email,
+    EmailProvider,
+    Mailbox,
+    ProviderDomain,
+    SyncState,
+)
+from models.emails import Direction
+from models.records import RECORD_TYPES
 from tasks.errors import ConfigError
 
 
@@ -16,6 +27,9 @@ class EmailFilter:
     folder: str | None = None
     unread: bool = False
     limit: int | None = 50
+    # True: only emails that still need processing; False: only processed ones.
+    needs_processing: bool | None = None
+    outbound: bool = False
 
 
 def list_providers(session: Session) -> list[dict[str, object]]:
@@ -74,10 +88,65 @@ def list_emails(session: Session, where: EmailFilter) -> list[dict[str, object]]
         query = query.where(Email.folder == where.folder)
     if where.unread:
         query = query.where(Email.is_read.is_(False))
+    if where.needs_processing is not None:
+        query = query.where(Email.needs_processing.is_(where.needs_processing))
+    if where.outbound:
+        query = query.where(Email.direction == Direction.outgoing)
     query = query.order_by(Email.received_at.desc(), Email.created_at.desc())
     if where.limit:
         query = query.limit(where.limit)
-    return [_email_summary(email, address) for email, address in session.execute(query)]
+    rows = session.execute(query).all()
+    names = link_names(session, [email for email, _ in rows])
+    return [
+        {**_email_summary(email, address), **_links_summary(email, names)}
+        for email, address in rows
+    ]
+
+
+# Email column → record type, for naming what an email is linked to.
+LINK_COLUMNS = {f"{name.lower()}_id": name for name in RECORD_TYPES}
+
+
+def link_names(session: Session, emails: list[Email]) -> dict[uuid.UUID, str]:
+    """Names of the contacts, accounts and records these emails link to, in a few IN queries."""
+    wanted: dict[str, set[uuid.UUID]] = {}
+    for email in emails:
+        for column in ("contact_id", "account_id", *LINK_COLUMNS):
+            if getattr(email, column):
+                wanted.setdefault(column, set()).add(getattr(email, column))
+    names: dict[uuid.UUID, str] = {}
+    for column, ids in wanted.items():
+        model = {"contact_id": Contact, "account_id": Account}.get(column)
+        model = model or RECORD_TYPES[LINK_COLUMNS[column]]
+        # Records with a number (Inv-53) are known by it, the others by their name.
+        label = model.number if hasattr(model, "number") else model.name  # type: ignore[attr-defined]
+        for start in range(0, len(ids), 900):
+            chunk = sorted(ids)[start : start + 900]
+            rows = session.execute(select(model.id, label).where(model.id.in_(chunk)))  # type: ignore[attr-defined]
+            names.update({record_id: str(value) for record_id, value in rows})
+    return names
+
+
+def _links_summary(email: Email, names: dict[uuid.UUID, str]) -> dict[str, object]:
+    records = [
+        f"{record_type} {names.get(getattr(email, column), '?')}"
+        for column, record_type in LINK_COLUMNS.items()
+        if getattr(email, column)
+    ]
+    people = [names.get(email.contact_id, "?") if email.contact_id else ""]
+    people.append(names.get(email.account_id, "?") if email.account_id else "")
+    return {
+        "contact": people[0] or None,
+        "account": people[1] or None,
+        "records": records,
+        "linked to": " / ".join([p for p in people if p] + records),
+        "needs_processing": email.needs_processing,
+        "todo": "yes" if email.needs_processing else "",
+        "bound_by_rule": email.bound_by_rule,
+        "auto": email.auto_kind,
+        "thread_id": str(email.thread_id) if email.thread_id else None,
+        "direction": str(email.direction),
+    }
 
 
 def _email_summary(email: Email, mailbox: str) -> dict[str, object]:
@@ -112,7 +181,10 @@ def get_email(session: Session, email_id: str) -> dict[str, object]:
         raise ConfigError(f"email {email_id} not found")
     email, mailbox = row
     attachments = session.scalars(select(Attachment).where(Attachment.email_id == key)).all()
-    details = _email_summary(email, mailbox)
+    details = {
+        **_email_summary(email, mailbox),
+        **_links_summary(email, link_names(session, [email])),
+    }
     details.update(
         {
             "bcc": email.bcc,

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, Relationship, SQLModel
 
 from models.base import created_field, id_field
@@ -41,7 +41,8 @@ class Email(SQLModel, table=True):
     # The header value, or a synthetic <sha256@message-id.invalid> when the message has none.
     message_id: str = Field(index=True)
     message_id_missing: bool = False
-    in_reply_to: str | None = None
+    # Indexed: a parent that arrives after its replies finds them (initial processing).
+    in_reply_to: str | None = Field(default=None, index=True)
     references: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     thread_id: uuid.UUID | None = Field(default=None, index=True)
     direction: Direction = Field(default=Direction.incoming, sa_type=String)
@@ -76,8 +77,18 @@ class Email(SQLModel, table=True):
     order_id: uuid.UUID | None = Field(default=None, foreign_key="order.id")
     contract_id: uuid.UUID | None = Field(default=None, foreign_key="contract.id")
     needs_processing: bool = Field(default=True, index=True)
-    # Set once initial processing has looked at the email.
-    processed_at: datetime | None = None
+    # Set once initial processing has looked at the email (indexed: new emails are picked by it).
+    processed_at: datetime | None = Field(default=None, index=True)
+    # Names of the binding rules that bound the email (clears needs_processing, SPEC 4.5).
+    bound_by_rule: str | None = None
+    # Fields a person linked by hand: a Contact, Account or Case linked by hand counts
+    # towards "processed", the same filled automatically does not (SPEC 4.5).
+    linked_by_user: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default=text("'[]'")),
+    )
+    # auto-reply, bounce, auto-generated or bulk: mail no automatic process should answer.
+    auto_kind: str | None = None
     send_status: SendStatus | None = Field(default=None, sa_type=String)
     send_error: str | None = None
     created_at: datetime = created_field()
