@@ -38,6 +38,15 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def no_flow_heartbeats() -> Iterator[None]:
+    """A sync flow run joins its heartbeat thread at exit (~1 s a run); tests need no heartbeats."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
+@pytest.fixture(autouse=True)
 def inboxflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test its own data folder (file store, SQLite database, locks)."""
     home = tmp_path / "inboxflow-home"

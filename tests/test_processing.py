@@ -3,7 +3,6 @@
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -45,15 +44,6 @@ START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 # helpers -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def no_flow_heartbeats() -> Iterator[None]:
-    """A sync flow run joins its heartbeat thread at exit (~1 s a run); tests need no heartbeats."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
 
 
 @dataclass(frozen=True)
