@@ -20,7 +20,6 @@ from tests.test_processing import (  # noqa: F401  (fixtures)
     get,
     mailbox,
     message,
-    no_flow_heartbeats,
     process,
     store,
 )
