@@ -7,6 +7,7 @@ from models.crm import Account, AccountEmail, Contact, ContactEmail, Role, User,
 from models.db import data_dir, database_url, get_engine, init_db, session_scope
 from models.emails import Attachment, Email, SendStatus
 from models.mailboxes import FirstSyncPeriod, Mailbox, MailboxAccess, SyncState
+from models.outbox import OutboxEntry as OutboxEntry  # registers the outbox table
 from models.providers import EmailProvider, LoginFormat, ProviderDomain, Security
 from models.records import RECORD_TYPES, Case, Contract, Invoice, Lead, Opportunity, Order
 from models.settings import (

@@ -6,9 +6,19 @@
     ├── MailboxConnectionError   the mail server cannot be reached or refuses us
     │   └── MailboxLoginError    wrong user name or password, or a rejected token
     ├── MailboxBusyError         another run is syncing the same mailbox
-    └── EmailImportError         a file or folder to import cannot be read
+    ├── EmailImportError         a file or folder to import cannot be read
+    ├── OutboxError              an outgoing email cannot be queued or changed (tasks/outbox.py)
+    │   ├── SendPermissionError  the user may not send from that mailbox
+    │   ├── HeaderInjectionError a subject, name or address holds CR/LF
+    │   ├── AttachmentTooLargeError  an attachment is over MaxFileSize
+    │   └── TemplateError        a template is broken, or its source record does not match
+    └── SmtpError                the SMTP server did not take an email (tasks/smtp.py)
+        ├── SmtpTemporaryError   4xx, connection refused, timeout: tried again later
+        ├── SmtpPermanentError   5xx, refused login, TLS failure: not tried again
+        └── SmtpUncertainError   the connection broke after the message was handed over
 
-Library errors (imapclient, ssl, socket) are translated into these in tasks/imap.py.
+Library errors (imapclient, ssl, socket) are translated into these in tasks/imap.py,
+smtplib's in tasks/smtp.py.
 """
 
 
@@ -38,3 +48,43 @@ class MailboxBusyError(InboxflowError):
 
 class EmailImportError(InboxflowError):
     """A file or folder given to import is missing or in no format we read."""
+
+
+class OutboxError(InboxflowError):
+    """An outgoing email cannot be queued, or the outbox refuses what was asked of it."""
+
+
+class SendPermissionError(OutboxError):
+    """The user is neither the mailbox's owner nor shares it with "send emails"."""
+
+
+class HeaderInjectionError(OutboxError):
+    """A header value (subject, name, address) holds a line break that would start a new header."""
+
+
+class AttachmentTooLargeError(OutboxError):
+    """An attachment is larger than the MaxFileSize setting allows."""
+
+
+class TemplateError(OutboxError):
+    """A template does not render, or fills its macros from another kind of record than given."""
+
+
+class SmtpError(InboxflowError):
+    """The SMTP server did not take an email; ``reply`` is the server's own words."""
+
+    def __init__(self, message: str, reply: str = "") -> None:
+        super().__init__(message)
+        self.reply = reply
+
+
+class SmtpTemporaryError(SmtpError):
+    """A 4xx reply, a refused connection or a timeout before the message was handed over."""
+
+
+class SmtpPermanentError(SmtpError):
+    """A 5xx reply, a refused login or a failed TLS handshake: trying again will not help."""
+
+
+class SmtpUncertainError(SmtpError):
+    """The connection broke after the message was handed over: it may have been delivered."""

@@ -1,0 +1,330 @@
+"""SMTP with smtplib: one connection per mailbox, reused for every email of a run.
+
+smtplib's errors become ours here, sorted by what the sender must do next:
+
+- ``SmtpTemporaryError``: 4xx, refused connection, timeout — nothing was handed
+  over; try again later.
+- ``SmtpPermanentError``: 5xx, refused login, TLS failure — trying again will not help.
+- ``SmtpUncertainError``: the connection broke after the message went out and
+  before the server's reply — it may have been delivered; never resend blindly.
+
+Why not ``yagmail.SMTP.send``: it re-sends a message by itself when the connection
+drops (a duplicate if the server had taken it), keeps failures in a list instead of
+raising, and guesses whether a string is a file to attach. The outbox needs to know
+exactly which step failed, so it speaks the transaction itself (MAIL, RCPT, DATA)
+with the standard library's smtplib.
+"""
+
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from tasks.errors import SmtpError, SmtpPermanentError, SmtpTemporaryError, SmtpUncertainError
+
+CRLF = b"\r\n"
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Everything needed to submit mail for one mailbox."""
+
+    address: str
+    host: str
+    port: int
+    security: str  # ssl | starttls | none
+    login: str
+    secret: str
+    auth: str = "basic"  # basic | oauth2 (the secret is then an access token)
+    timeout: float = 40.0
+    tls_insecure: bool = False
+
+    def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
+        return f"SmtpSettings({self.address!r}, {self.host}:{self.port}, {self.security})"
+
+    @property
+    def where(self) -> str:
+        return f"mailbox {self.address}: SMTP {self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The server took the message: its reply, and the recipients it refused meanwhile."""
+
+    reply: str
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def tls_context(insecure: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def open_connection(settings: SmtpSettings) -> smtplib.SMTP:
+    """A connected, secured and logged-in SMTP connection."""
+    where = settings.where
+    context = tls_context(settings.tls_insecure)
+    # gethostname, not smtplib's default getfqdn: that does a reverse DNS lookup,
+    # which stalls for seconds on machines without a resolver.
+    helo = socket.gethostname() or "localhost"
+    try:
+        if settings.security == "ssl":
+            connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host,
+                settings.port,
+                local_hostname=helo,
+                timeout=settings.timeout,
+                context=context,
+            )
+        else:
+            connection = smtplib.SMTP(
+                settings.host, settings.port, local_hostname=helo, timeout=settings.timeout
+            )
+            if settings.security == "starttls":
+                connection.starttls(context=context)
+        connection.ehlo_or_helo_if_needed()
+    except smtplib.SMTPNotSupportedError as exc:
+        raise SmtpPermanentError(f"{where}: the server does not offer STARTTLS") from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise SmtpPermanentError(
+            f"{where}: the server's TLS certificate is not trusted ({exc.verify_message}); "
+            "install its CA certificate (tls_insecure is for test servers only)"
+        ) from exc
+    except ssl.SSLError as exc:
+        raise SmtpPermanentError(
+            f"{where}: TLS handshake failed ({exc.reason or exc}); "
+            "is the port plaintext or STARTTLS rather than SSL/TLS?"
+        ) from exc
+    except smtplib.SMTPResponseException as exc:
+        raise _by_code(exc.smtp_code, f"{where}: the server refused us", _reply(exc)) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SmtpTemporaryError(f"{where}: {_network_cause(exc, settings.timeout)}") from exc
+    try:
+        _login(connection, settings)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _login(connection: smtplib.SMTP, settings: SmtpSettings) -> None:
+    where = settings.where
+    try:
+        if settings.auth == "oauth2":
+            token = f"user={settings.login}\x01auth=Bearer {settings.secret}\x01\x01"
+            connection.auth("XOAUTH2", lambda _challenge=None: token, initial_response_ok=True)
+        else:
+            connection.login(settings.login, settings.secret)
+    except smtplib.SMTPNotSupportedError as exc:
+        hint = "" if settings.security != "none" else "; it may want STARTTLS first"
+        raise SmtpPermanentError(f"{where}: the server offers no login (AUTH){hint}") from exc
+    except smtplib.SMTPAuthenticationError as exc:
+        raise _by_code(
+            exc.smtp_code,
+            f"{where}: login as {settings.login!r} refused; check the password or token",
+            _reply(exc),
+        ) from exc
+    except smtplib.SMTPResponseException as exc:
+        raise _by_code(exc.smtp_code, f"{where}: login failed", _reply(exc)) from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SmtpTemporaryError(
+            f"{where}: login failed: {_network_cause(exc, settings.timeout)}"
+        ) from exc
+
+
+class SmtpSession:
+    """One SMTP connection for one mailbox, opened on first use and reused for every email.
+
+    ``connect`` builds the connection; a test can hand in its own.
+    """
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        connect: Callable[[SmtpSettings], smtplib.SMTP] = open_connection,
+    ) -> None:
+        self.settings = settings
+        self._connect = connect
+        self._connection: smtplib.SMTP | None = None
+
+    def __enter__(self) -> "SmtpSession":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.quit()
+        except (smtplib.SMTPException, OSError):
+            connection.close()
+
+    @property
+    def is_open(self) -> bool:
+        """False after a broken connection: the next send reconnects first."""
+        return self._connection is not None
+
+    def connection(self) -> smtplib.SMTP:
+        if self._connection is None:
+            self._connection = self._connect(self.settings)
+        return self._connection
+
+    def send(self, sender: str, recipients: list[str], raw: bytes) -> Delivery:
+        """Submit one message (raises SmtpTemporaryError, -PermanentError or -UncertainError)."""
+        refused = self.envelope(sender, recipients)
+        return self.data(raw, refused)
+
+    def envelope(self, sender: str, recipients: list[str]) -> dict[str, str]:
+        """MAIL FROM and RCPT TO: the transaction up to, not including, the message.
+
+        Returns the recipients the server refused while accepting the others.
+        Nothing of the message has left yet: a connection the server dropped
+        meanwhile (idle timeout, messages-per-connection limit) is reopened once.
+        """
+        try:
+            return self._envelope(sender, recipients)
+        except _Reconnect:
+            self.close()
+            try:
+                return self._envelope(sender, recipients)
+            except _Reconnect as again:
+                raise SmtpTemporaryError(
+                    f"{self.settings.where}: connection lost before sending ({again.cause})"
+                ) from None
+
+    def data(self, raw: bytes, refused: dict[str, str]) -> Delivery:
+        """DATA after a successful ``envelope``: from here on a break is uncertain."""
+        return Delivery(self._data(self.connection(), raw), refused)
+
+    def abandon(self) -> None:
+        """Give up the transaction ``envelope`` began (RSET); the message was never sent."""
+        self._reset()
+
+    def _envelope(self, sender: str, recipients: list[str]) -> dict[str, str]:
+        where = self.settings.where
+        connection = self.connection()
+        try:
+            code, text = connection.mail(sender)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _Reconnect(_network_cause(exc, self.settings.timeout)) from exc
+        if code == 421:  # the server closes this connection; a new one may do
+            raise _Reconnect(_text(code, text))
+        if code != 250:
+            self._reset()
+            raise _by_code(code, f"{where}: sender {sender} refused", _text(code, text))
+        refused: dict[str, str] = {}
+        for recipient in recipients:
+            try:
+                code, text = connection.rcpt(recipient)
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                self._drop()
+                raise SmtpTemporaryError(
+                    f"{where}: connection lost before sending "
+                    f"({_network_cause(exc, self.settings.timeout)})"
+                ) from exc
+            if code not in (250, 251):
+                refused[recipient] = _text(code, text)
+        if len(refused) == len(recipients):
+            self._reset()
+            replies = "; ".join(f"{r}: {reply}" for r, reply in refused.items())
+            temporary = any(reply.startswith("4") for reply in refused.values())
+            kind = SmtpTemporaryError if temporary else SmtpPermanentError
+            raise kind(f"{where}: every recipient refused ({replies})", replies)
+        return refused
+
+    def _data(self, connection: smtplib.SMTP, raw: bytes) -> str:
+        """DATA, the message, the final reply; once the message is out, a break is uncertain."""
+        where = self.settings.where
+        try:
+            connection.putcmd("data")
+            code, text = connection.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            raise SmtpTemporaryError(
+                f"{where}: connection lost before sending "
+                f"({_network_cause(exc, self.settings.timeout)})"
+            ) from exc
+        if code != 354:
+            self._reset()
+            raise _by_code(code, f"{where}: DATA refused", _text(code, text))
+        payload = _LEADING_DOT.sub(b"..", raw)
+        if not payload.endswith(CRLF):
+            payload += CRLF
+        try:
+            connection.send(payload + b"." + CRLF)
+            code, text = connection.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            raise SmtpUncertainError(
+                f"{where}: connection lost after the message was handed over "
+                f"({_network_cause(exc, self.settings.timeout)}); it may have been delivered"
+            ) from exc
+        reply = _text(code, text)
+        if code != 250:
+            raise _by_code(code, f"{where}: message refused", reply)
+        return reply
+
+    def _drop(self) -> None:
+        """Forget a broken connection without talking to the server again."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _reset(self) -> None:
+        """RSET after a refusal so the connection can carry the next email."""
+        if self._connection is None:
+            return
+        try:
+            self._connection.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+
+class _Reconnect(Exception):
+    """The server dropped the connection before this email's DATA: reopen and retry."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+def _by_code(code: int, message: str, reply: str) -> SmtpError:
+    kind = SmtpTemporaryError if 400 <= code < 500 else SmtpPermanentError
+    return kind(f"{message}: {reply}", reply)
+
+
+def _text(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    return _text(exc.smtp_code, exc.smtp_error)
+
+
+def _network_cause(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror})"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"the server closed the connection ({exc or 'no reason given'})"
+    return f"{type(exc).__name__}: {exc}"
