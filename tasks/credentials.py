@@ -6,8 +6,24 @@ The database stores only a reference, never the secret:
 """
 
 import os
+from dataclasses import dataclass, field
 
 from tasks.errors import CredentialError
+
+
+@dataclass(frozen=True)
+class ServerLogin:
+    """Where a mailbox's server is and how to log in to it (IMAP or SMTP)."""
+
+    address: str
+    host: str
+    port: int
+    security: str  # ssl | starttls | none
+    login: str
+    secret: str = field(repr=False)  # kept out of logs and tracebacks
+    auth: str = "basic"  # basic | oauth2 (the secret is then an access token)
+    tls_insecure: bool = False
+    timeout: float = 60.0
 
 
 def env_reference(variable: str) -> str:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from tasks.credentials import ServerLogin
 from tasks.errors import MailboxConnectionError, MailboxLoginError
 
 
@@ -28,21 +29,8 @@ BATCH_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class ImapSettings:
+class ImapSettings(ServerLogin):
     """Everything needed to open one mailbox over IMAP."""
-
-    address: str
-    host: str
-    port: int
-    security: str  # ssl | starttls | none
-    login: str
-    secret: str
-    auth: str = "basic"  # basic | oauth2 (the secret is then an access token)
-    tls_insecure: bool = False
-    timeout: float = 60.0
-
-    def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
-        return f"ImapSettings({self.address!r}, {self.host}:{self.port}, {self.security})"
 
 
 @dataclass(frozen=True)

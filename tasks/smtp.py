@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from tasks.credentials import ServerLogin
 from tasks.errors import SmtpError, SmtpPermanentError, SmtpTemporaryError, SmtpUncertainError
 
 CRLF = b"\r\n"
@@ -30,21 +31,10 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 @dataclass(frozen=True)
-class SmtpSettings:
+class SmtpSettings(ServerLogin):
     """Everything needed to submit mail for one mailbox."""
 
-    address: str
-    host: str
-    port: int
-    security: str  # ssl | starttls | none
-    login: str
-    secret: str
-    auth: str = "basic"  # basic | oauth2 (the secret is then an access token)
     timeout: float = 40.0
-    tls_insecure: bool = False
-
-    def __repr__(self) -> str:  # keep the secret out of logs and tracebacks
-        return f"SmtpSettings({self.address!r}, {self.host}:{self.port}, {self.security})"
 
     @property
     def where(self) -> str:
