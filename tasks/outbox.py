@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, or_, select, update
 from sqlmodel import Session
 
 from models import (
@@ -369,6 +369,18 @@ class RetryPolicy:
         return now + timedelta(seconds=delay)
 
 
+def _send_items() -> Select:
+    """What a send needs of an outbox entry and its email (one SendItem per row)."""
+    return select(
+        ENTRY.c.email_id,
+        EMAIL.c.message_id,
+        EMAIL.c.raw_key,
+        ENTRY.c.envelope_to,
+        EMAIL.c.bcc,
+        ENTRY.c.attempts,
+    ).join(EMAIL, EMAIL.c.id == ENTRY.c.email_id)
+
+
 def due_items(
     connection: Connection,
     mailbox_id: uuid.UUID,
@@ -378,15 +390,7 @@ def due_items(
 ) -> list[SendItem]:
     """Queued emails of a mailbox whose time has come, oldest first."""
     query = (
-        select(
-            ENTRY.c.email_id,
-            EMAIL.c.message_id,
-            EMAIL.c.raw_key,
-            ENTRY.c.envelope_to,
-            EMAIL.c.bcc,
-            ENTRY.c.attempts,
-        )
-        .join(EMAIL, EMAIL.c.id == ENTRY.c.email_id)
+        _send_items()
         .where(
             ENTRY.c.mailbox_id == mailbox_id,
             ENTRY.c.state == OutboxState.queued,
@@ -542,17 +546,8 @@ def _after_failure(
 
 def interrupted(connection: Connection, mailbox_id: uuid.UUID) -> list[SendItem]:
     """Emails left in "sending" by a run that died (call only under the mailbox's sender lock)."""
-    query = (
-        select(
-            ENTRY.c.email_id,
-            EMAIL.c.message_id,
-            EMAIL.c.raw_key,
-            ENTRY.c.envelope_to,
-            EMAIL.c.bcc,
-            ENTRY.c.attempts,
-        )
-        .join(EMAIL, EMAIL.c.id == ENTRY.c.email_id)
-        .where(ENTRY.c.mailbox_id == mailbox_id, ENTRY.c.state == OutboxState.sending)
+    query = _send_items().where(
+        ENTRY.c.mailbox_id == mailbox_id, ENTRY.c.state == OutboxState.sending
     )
     with connection.begin():  # a short read; the claims that follow commit on their own
         return [SendItem(*row) for row in connection.execute(query)]
