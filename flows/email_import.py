@@ -1,7 +1,5 @@
 """The `email-import` flow: .eml files, mbox files and Maildir folders, through the sync's path."""
 
-from collections.abc import Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -10,20 +8,15 @@ from prefect.utilities.annotations import quote
 
 from flows.initial_processing import process_after_storing
 from models import init_db, session_scope
+from tasks.batches import batched
 from tasks.errors import InboxflowError
-from tasks.importing import RawSource, read_sources, store_imported_batch
+from tasks.importing import read_sources, store_imported_batch
 from tasks.locking import mailbox_lock
 from tasks.mailboxes import mailbox_ref
 from tasks.parsing import ParserPool
 from tasks.sync import file_store, max_file_size
 
 BATCH_SIZE = 500
-
-
-def batched(items: Iterable[RawSource], size: int) -> Iterator[list[RawSource]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 @flow(name="email-import")

@@ -5,8 +5,7 @@ Runs after every sync and import for what awaits processing, and on its own
 again changes nothing.
 """
 
-from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -16,12 +15,12 @@ from prefect.utilities.annotations import quote
 from sqlmodel import Session
 
 from models import get_engine, init_db
+from tasks.batches import batched
 from tasks.errors import InboxflowError
 from tasks.processing import ProcessingReport, has_unprocessed, process_batch, select_email_ids
 from tasks.rules import RuleBook, load_rules
 
 BATCH_SIZE = 1000
-T = TypeVar("T")
 
 
 @flow(name="initial-processing")
@@ -60,11 +59,6 @@ def select_emails(mailbox: str | None, all_emails: bool) -> list[Any]:
     """The ids of the emails to process, oldest first."""
     with Session(get_engine()) as session:
         return select_email_ids(session, mailbox, all_emails)
-
-
-def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def publish_summary(report: ProcessingReport, book: RuleBook) -> None:
