@@ -14,6 +14,7 @@ from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 from sqlmodel import Session
 
+from flows.email_process import start_triggered_processes
 from models import get_engine, init_db
 from tasks.batches import batched
 from tasks.errors import InboxflowError
@@ -40,8 +41,12 @@ def initial_processing(
     for batch in batched(email_ids, BATCH_SIZE):
         # quote(): Prefect would otherwise walk every id and rule looking for futures.
         report.add(process_batch(quote(batch), quote(book)))
+    # New mail starts the processes whose `on:` trigger it matches (a re-run of all
+    # emails starts none: those emails had their chance when they were new).
+    started = {} if all_emails else start_triggered_processes(email_ids)
     publish_summary(report, book)
     summary: dict[str, Any] = {**report.as_dict(), "rule_problems": [str(p) for p in book.problems]}
+    summary["processes"] = started
     return Completed(message=f"{report.emails} emails processed", data=summary)
 
 

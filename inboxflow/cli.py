@@ -451,6 +451,11 @@ def process_emails(
         f"{summary['need_processing']} still need processing",
         highlight=False,
     )
+    if summary["processes"]:
+        started = summary["processes"]
+        out.print(
+            f"{started['started']} process run(s) started by triggers, {started['failed']} failed"
+        )
 
 
 @rules_app.command("validate")
@@ -552,3 +557,7 @@ def _session() -> Iterator[Any]:
 from inboxflow.cli_outbox import register  # noqa: E402 (cli_outbox imports this module)
 
 register(app)  # send, outbox ..., templates ...
+
+from inboxflow.cli_processes import register as register_processes  # noqa: E402
+
+register_processes(app)  # processes validate|schema|list|run|deploy

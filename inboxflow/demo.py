@@ -27,6 +27,7 @@ from models import (
 from models.db import PROJECT_ROOT
 from tasks.mailboxes import add_mailbox, add_provider
 from tasks.records import import_records
+from tasks.templates import load_template_files
 
 SAMPLE_MAILBOX = PROJECT_ROOT / "samples" / "mailbox"
 SAMPLE_REFERENCE = PROJECT_ROOT / "samples" / "reference"
@@ -59,6 +60,7 @@ def run_demo(
     )
     list_emails()
     show_bindings(console)
+    show_process_results(console)
 
 
 def load_reference_data(console: Console) -> None:
@@ -68,6 +70,11 @@ def load_reference_data(console: Console) -> None:
         for record_type, file_name in REFERENCE_FILES:
             report = import_records(session, record_type, SAMPLE_REFERENCE / file_name)
             loaded.append(f"{report.created + report.updated + report.unchanged} {file_name[:-4]}")
+        # The shipped processes reply from templates/ (lead-acknowledgement, case-registered).
+        templates = load_template_files(session)
+        loaded.append(
+            f"{len(templates.created + templates.updated + templates.unchanged)} templates"
+        )
     where = SAMPLE_REFERENCE.relative_to(PROJECT_ROOT)
     console.print(f"reference data from {where}: {', '.join(loaded)}")
 
@@ -123,3 +130,21 @@ def ensure_demo_mailbox() -> None:
             owner="Nancy Davolio",
             tls_insecure=False,
         )
+
+
+def show_process_results(console: Console) -> None:
+    """What the shipped email processes (processes/*.yaml) made of the sample mail."""
+    with session_scope() as session:
+        rows = queries.process_results(session)
+    table = Table(
+        title="leads and cases created by the email processes (create-lead, register-case)"
+    )
+    for column in ("record", "title", "contact", "emails", "reply queued"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["record"], row["title"], row["contact"], str(row["emails"]), row["reply"])
+    console.print(table)
+    console.print(
+        "replies wait in the outbox (`inboxflow outbox list`); run a process by hand with "
+        "`inboxflow processes run create-lead --email ID [--dry-run]`"
+    )

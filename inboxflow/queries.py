@@ -2,6 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -214,3 +215,26 @@ def get_email(session: Session, email_id: str) -> dict[str, object]:
         }
     )
     return details
+
+
+def process_results(session: Session) -> list[dict[str, str | int]]:
+    """Leads and cases with their contact, how many emails link to them, and the reply queued."""
+    rows: list[dict[str, str | int]] = []
+    for record_type, title_column in (("Lead", "name"), ("Case", "subject")):
+        model: Any = RECORD_TYPES[record_type]
+        link = getattr(Email, f"{record_type.lower()}_id")
+        for record in session.scalars(select(model).order_by(model.created_at)):
+            emails = session.scalars(select(Email).where(link == record.id)).all()
+            contact = session.get(Contact, record.contact_id) if record.contact_id else None
+            replies = [e for e in emails if e.direction == Direction.outgoing]
+            label = f"{record_type} {getattr(record, 'number', '') or ''}".strip()
+            rows.append(
+                {
+                    "record": label,
+                    "title": getattr(record, title_column),
+                    "contact": contact.name if contact else "",
+                    "emails": len(emails) - len(replies),
+                    "reply": f"{replies[0].subject} ({replies[0].send_status})" if replies else "",
+                }
+            )
+    return rows

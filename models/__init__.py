@@ -8,6 +8,7 @@ from models.db import data_dir, database_url, get_engine, init_db, session_scope
 from models.emails import Attachment, Email, SendStatus
 from models.mailboxes import FirstSyncPeriod, Mailbox, MailboxAccess, SyncState
 from models.outbox import OutboxEntry as OutboxEntry  # registers the outbox table
+from models.processes import ProcessStart
 from models.providers import EmailProvider, LoginFormat, ProviderDomain, Security
 from models.records import RECORD_TYPES, Case, Contract, Invoice, Lead, Opportunity, Order
 from models.settings import (
@@ -39,6 +40,7 @@ __all__ = [
     "MailboxAccess",
     "Opportunity",
     "Order",
+    "ProcessStart",
     "ProviderDomain",
     "RECORD_TYPES",
     "Role",

@@ -321,7 +321,7 @@ def resolve_target(target: str) -> tuple[str, str]:
     if not hasattr(Email, connection_field(record_type)):
         raise RuleError(f"emails have no connection field for {record_type}")
     table = RECORD_TYPES[record_type].__table__  # type: ignore[attr-defined]
-    texts = [c.name for c in table.columns if _is_text(c.type) and not c.foreign_keys]
+    texts = [c.name for c in table.columns if is_text_type(c.type) and not c.foreign_keys]
     column = next((c for c in texts if c.lower() == column_name.lower()), None)
     if column is None:
         raise RuleError(
@@ -331,7 +331,7 @@ def resolve_target(target: str) -> tuple[str, str]:
     return record_type, column
 
 
-def _is_text(column_type: Any) -> bool:
+def is_text_type(column_type: Any) -> bool:
     # SQLModel's AutoString is a TypeDecorator around String, not a String itself.
     return isinstance(column_type, String) or isinstance(getattr(column_type, "impl", None), String)
 

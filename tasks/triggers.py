@@ -1,0 +1,112 @@
+"""Automatic starts: which new emails start which processes (the `on:` of processes/*.yaml).
+
+Initial processing asks, for the emails it has just processed, which processes
+their triggers start. A trigger matches a new *incoming* email of a watched
+mailbox whose subject, body and sender match every pattern given (RE2, bounded
+time); auto-replies, bounces and bulk mail are skipped unless the trigger asks
+for them. Each (email, process) pair is recorded in ``process_start`` before the
+run begins, so a process starts at most once per email however often the email
+is processed again — a run that failed is re-run by a person, never silently twice.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from models import Email, Mailbox, ProcessStart
+from models.base import utcnow
+from models.emails import Direction
+from tasks.batches import batched
+from tasks.process_spec import Process, ProcessBook
+from tasks.rules import MAX_TEXT
+
+CHUNK = 900  # ids per IN (...) query: below SQLite's parameter limit
+
+
+@dataclass(frozen=True)
+class Start:
+    email_id: uuid.UUID
+    process: str
+
+
+def claim_starts(
+    session: Session, email_ids: Sequence[uuid.UUID], book: ProcessBook
+) -> list[Start]:
+    """The (email, process) runs to start for these emails, recorded so none starts twice.
+
+    Flushes the claims; the caller commits them before starting the runs.
+    """
+    processes = book.triggered
+    if not processes or not email_ids:
+        return []
+    starts: list[Start] = []
+    for chunk in batched(email_ids, CHUNK):
+        rows = session.execute(
+            select(
+                Email.id,
+                Mailbox.address,
+                Email.auto_kind,
+                Email.subject,
+                Email.body_text,
+                Email.from_address,
+                Email.from_name,
+            )
+            .join(Mailbox, Mailbox.id == Email.mailbox_id)
+            .where(Email.id.in_(chunk), Email.direction == Direction.incoming)
+        ).all()
+        started = set(
+            session.execute(
+                select(ProcessStart.email_id, ProcessStart.process).where(
+                    ProcessStart.email_id.in_(chunk)
+                )
+            ).all()
+        )
+        position = {email_id: index for index, email_id in enumerate(chunk)}
+        # In the caller's order (oldest first): an original starts before its replies.
+        for row in sorted(rows, key=lambda row: position[row.id]):
+            for process in processes:
+                if (row.id, process.key) not in started and matches(process, row):
+                    starts.append(Start(row.id, process.key))
+    return _record(session, starts)
+
+
+def matches(process: Process, row: object) -> bool:
+    """Does a new email (a row with mailbox address, auto_kind, subject, ...) start it?"""
+    trigger = process.trigger
+    if trigger is None:
+        return False
+    if row.auto_kind and not trigger.include_auto_replies:  # type: ignore[attr-defined]
+        return False
+    address = row.address  # type: ignore[attr-defined]
+    if trigger.mailboxes and address not in {m.lower() for m in trigger.mailboxes}:
+        return False
+    texts = {
+        "subject": row.subject,  # type: ignore[attr-defined]
+        "body": row.body_text,  # type: ignore[attr-defined]
+        "from": f"{row.from_name} <{row.from_address}>",  # type: ignore[attr-defined]
+    }
+    return all(
+        regex.search((texts[column] or "")[:MAX_TEXT]) for column, regex in process.trigger_patterns
+    )
+
+
+def _record(session: Session, starts: list[Start]) -> list[Start]:
+    """Record the claims; returns those this run made (another run may have been first)."""
+    if not starts:
+        return []
+    now = utcnow()
+    values = [{"email_id": s.email_id, "process": s.process, "started_at": now} for s in starts]
+    table = ProcessStart.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(table).on_conflict_do_nothing().returning(table.c.email_id, table.c.process)
+    )
+    claimed: set[tuple[uuid.UUID, str]] = set()
+    for chunk in batched(values, CHUNK // 3):
+        claimed.update(tuple(row) for row in session.execute(statement, chunk))
+    session.flush()
+    return [s for s in starts if (s.email_id, s.process) in claimed]
