@@ -253,6 +253,9 @@ class ProcessSpec(BaseModel):
     steps: list[StepSpec] = Field(min_length=1, description="Run in this order.")
 
 
+STEP_KEYS = frozenset({"id", "name", "uses", "with", "if"})
+
+
 @dataclass(frozen=True)
 class ProcessProblem:
     file: str
@@ -412,7 +415,9 @@ class _FileChecker:
             spec = ProcessSpec.model_validate(data)
         except ValidationError as exc:
             for error in exc.errors():
-                self._pydantic_error(error, (), data)
+                # A step's own problems are reported by _check_step, once.
+                if error["loc"][:1] != ("steps",) or len(error["loc"]) == 1:
+                    self._pydantic_error(error, (), data)
             spec = None
         # Each step is checked on its own, so a broken step never hides the others' problems.
         steps: list[Step] = []
@@ -475,7 +480,9 @@ class _FileChecker:
                 f"{label}: unknown action {uses!r}{hint}; the actions are {', '.join(ACTIONS)}",
             )
         inputs = item.get("with", {})
-        if action is not None:
+        # A misspelt `with` would also make every input "missing": report the key only.
+        misspelt_with = "with" not in item and any(key not in STEP_KEYS for key in item)
+        if action is not None and not misspelt_with:
             self._check_inputs(str(uses), action, inputs, (*loc, "with"), label)
         for path, text in _strings(inputs, (*loc, "with")):
             self._check_expression(text, path, label, known, template=True)
