@@ -125,7 +125,9 @@ def apply_deployments(project: Path) -> str:
     Creates the work pool (type process) first when it is missing. Returns Prefect's output.
     """
     prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # prefect.yaml's pull step says "{{ $PWD }}": Prefect reads the variable, not the
+    # working folder, so it must name the project wherever the command was typed.
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PWD": str(project)}
     inspect = _run([prefect, "work-pool", "inspect", WORK_POOL], project, env, check=False)
     if inspect.returncode != 0:
         _run([prefect, "work-pool", "create", WORK_POOL, "--type", "process"], project, env)

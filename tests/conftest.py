@@ -12,7 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-pytest_plugins = ["tests.support.dovecot_fixtures", "tests.support.smtp_fixtures"]
+pytest_plugins = [
+    "tests.support.dovecot_fixtures",
+    "tests.support.smtp_fixtures",
+    "tests.support.prefect_fixtures",
+]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "INBOXFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
