@@ -561,3 +561,6 @@ register(app)  # send, outbox ..., templates ...
 from inboxflow.cli_processes import register as register_processes  # noqa: E402
 
 register_processes(app)  # processes validate|schema|list|run|deploy
+from inboxflow.cli_settings import register as register_settings  # noqa: E402
+
+register_settings(app)  # settings list|set

@@ -116,7 +116,7 @@ def create_contact_from_email(session: Session, email_id: str) -> Contact:
     ).first()
     if owner is not None:
         raise RecordError(f"{address} already belongs to contact {owner.name} ({owner.id})")
-    account_id = email.account_id or _account_by_domain(session, address.rpartition("@")[2])
+    account_id = email.account_id or account_by_domain(session, address.rpartition("@")[2])
     contact = Contact(
         name=email.from_name.strip() or address.partition("@")[0], account_id=account_id
     )
@@ -151,7 +151,7 @@ def create_record_from_email(
             "`emails create-contact ID`)"
         )
     if record_type in NUMBERED:
-        values["number"] = number or _next_number(session, record_type)
+        values["number"] = number or next_number(session, record_type)
         if find_record_or_none(session, record_type, values["number"]) is not None:
             raise RecordError(f"{record_type} {values['number']} exists already")
     elif number:
@@ -173,10 +173,12 @@ def create_record_from_email(
     return record_type, record
 
 
-def _next_number(session: Session, record_type: str) -> str:
+def next_number(session: Session, record_type: str) -> str:
     """Cases are numbered CS-00001, ... when no number is given; other records need one."""
     if record_type != "Case":
-        raise RecordError(f"give the new {record_type}'s number with --number")
+        raise RecordError(
+            f"give the new {record_type}'s number (--number; in a process: values: {{number: ...}})"
+        )
     count = session.scalar(select(func.count()).select_from(Case)) or 0
     while True:
         count += 1
@@ -242,7 +244,7 @@ def _record_type(name: str, choices: Iterable[str]) -> str:
     raise RecordError(f"unknown record type {name!r}; use one of {', '.join(choices)}")
 
 
-def _account_by_domain(session: Session, domain: str) -> uuid.UUID | None:
+def account_by_domain(session: Session, domain: str) -> uuid.UUID | None:
     found = session.scalars(select(Account.id).where(Account.domain == domain).limit(2)).all()
     return found[0] if len(found) == 1 else None
 

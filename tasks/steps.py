@@ -30,10 +30,10 @@ from tasks.process_spec import EXPRESSIONS, Process, ProcessError, Step, conditi
 from tasks.processing import CONNECTION_FIELDS
 from tasks.records import (
     LINKABLE,
-    _account_by_domain,
-    _next_number,
+    account_by_domain,
     find_record_or_none,
     mark_processed,
+    next_number,
     record_label,
     refresh_needs_processing,
 )
@@ -243,7 +243,7 @@ def contact_find_or_create(run: ProcessRun, inputs: dict[str, Any]) -> StepOutco
         _existing(run.session, "Account", account_id, "account")
         name = str(inputs.get("name") or "").strip() or address.partition("@")[0]
         contact = Contact(
-            name=name, account_id=account_id or _account_by_domain(run.session, _domain(address))
+            name=name, account_id=account_id or account_by_domain(run.session, _domain(address))
         )
         contact.emails.append(ContactEmail(address=address))
         run.session.add(contact)
@@ -291,7 +291,7 @@ def record_create(run: ProcessRun, inputs: dict[str, Any]) -> StepOutcome:
     values = column_values(record_type, inputs.get("values") or {})
     _check_references(run.session, record_type, values)
     if "number" in RECORD_TYPES[record_type].__table__.columns and not values.get("number"):  # type: ignore[attr-defined]
-        values["number"] = _next_number(run.session, record_type)
+        values["number"] = next_number(run.session, record_type)
     record = RECORD_TYPES[record_type](**values)
     run.session.add(record)
     run.session.flush()

@@ -52,10 +52,15 @@ def no_flow_heartbeats() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def inboxflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test its own data folder (file store, SQLite database, locks)."""
+    """Each test its own data folder (file store, SQLite database, locks), no processes."""
     home = tmp_path / "inboxflow-home"
     monkeypatch.setenv("INBOXFLOW_HOME", str(home))
     monkeypatch.delenv("INBOXFLOW_DATABASE_URL", raising=False)
+    # No email process starts by itself unless a test asks for it (tests of sync or
+    # processing store mail whose subjects the shipped triggers would match).
+    no_processes = tmp_path / "no-processes"
+    no_processes.mkdir()
+    monkeypatch.setenv("INBOXFLOW_PROCESSES_DIR", str(no_processes))
     return home
 
 

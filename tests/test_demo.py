@@ -9,7 +9,7 @@ from pathlib import Path
 from inboxflow.demo import SAMPLE_MAILBOX
 
 
-def test_demo_imports_and_lists_every_sample_email(tmp_path: Path) -> None:
+def test_demo_imports_lists_and_runs_the_processes_once(tmp_path: Path) -> None:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -35,5 +35,10 @@ def test_demo_imports_and_lists_every_sample_email(tmp_path: Path) -> None:
             subject = str(message_from_binary_file(handle, policy=policy.default)["subject"])
         assert " ".join(subject.split())[:30] in first.stdout, subject
     assert "Traceback" not in first.stdout + first.stderr
+    # The shipped processes ran on the matching samples: four leads, six cases; once.
+    lead_rows = [line for line in first.stdout.splitlines() if line.startswith("│ Lead ")]
+    assert len(lead_rows) == 4, first.stdout
+    assert "Case CS-00006" in first.stdout and "Case CS-00007" not in first.stdout
     assert second.returncode == 0, second.stderr
+    assert "Case CS-00007" not in second.stdout
     assert f"0 stored now, {len(samples)} were already stored" in second.stdout

@@ -83,7 +83,11 @@ def test_a_new_process_file_becomes_a_tagged_deployment_and_runs_on_a_worker(
         assert schema["properties"]["RecordId"]["format"] == "uuid"
     assert read_deployment(prefect_server, "email-process/thank-sender")["version"] == "3"
 
-    (email_id,) = store(mailbox, message("Price enquiry: 200 drills", sender=NEW_CUSTOMER))
+    email_id, by_cli_id = store(
+        mailbox,
+        message("Price enquiry: 200 drills", sender=NEW_CUSTOMER),
+        message("Quote for 50 drivers?", sender="Ann Lee <ann.lee@lee-tools.example>"),
+    )
     worker_env = {"INBOXFLOW_DATABASE_URL": database, "INBOXFLOW_HOME": str(inboxflow_home)}
     with Worker(prefect_project, prefect_server, env=worker_env) as worker:
         run_id = run_deployment(
@@ -100,10 +104,21 @@ def test_a_new_process_file_becomes_a_tagged_deployment_and_runs_on_a_worker(
             prefect_project, prefect_server, "email-process/create-lead", {"RecordId": str(missing)}
         )
         failed = wait_for_flow_run(prefect_server, run_id, timeout=120, worker=worker)
+
+        # The CLI goes through the server when PREFECT_API_URL is set (the worker runs it).
+        output = inboxflow(
+            prefect_project, prefect_server, "processes", "run", "create-lead",
+            "--email", str(by_cli_id),
+        )  # fmt: skip
+        assert "4 step(s) done" in output
     assert failed.state_type == "FAILED"
     assert failed.message == f"email {missing} not found"
 
     with Session(get_engine()) as session:
-        (lead,) = session.scalars(select(Lead)).all()
+        leads = {lead.name: lead.id for lead in session.scalars(select(Lead))}
         email = session.get(Email, email_id)
-    assert email is not None and email.lead_id == lead.id and not email.needs_processing
+        by_cli = session.get(Email, by_cli_id)
+    assert set(leads) == {"Price enquiry: 200 drills", "Quote for 50 drivers?"}
+    assert email is not None and email.lead_id == leads["Price enquiry: 200 drills"]
+    assert not email.needs_processing
+    assert by_cli is not None and by_cli.lead_id == leads["Quote for 50 drivers?"]

@@ -192,3 +192,21 @@ def test_deploy_writes_a_deployment_for_a_new_file(
     assert deployments["thank-sender"]["parameters"] == {"process": "thank-sender"}
     assert deployments["thank-sender"]["tags"] == ["Email Process", "inboxflow"]
     assert deployments["thank-sender"]["version"] == "2"
+
+
+def test_deploy_takes_interval_and_tag_from_the_settings(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "prefect.yaml"
+    monkeypatch.setenv("INBOXFLOW_PREFECT_YAML", str(target))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    for key, value in (("MailboxSyncInterval", "10"), ("emailprocesstag", "Sales Process")):
+        result = runner.invoke(app, ["settings", "set", key, value])
+        assert result.exit_code == 0, result.output
+        assert "inboxflow processes deploy" in result.stdout
+    refused = runner.invoke(app, ["settings", "set", "MailboxSyncInterval", "0"])
+    assert refused.exit_code == 1 and "at least 1" in refused.stderr
+    assert runner.invoke(app, ["processes", "deploy"]).exit_code == 0
+    deployments = {d["name"]: d for d in yaml.safe_load(target.read_text())["deployments"]}
+    assert deployments["mailbox-sync"]["schedules"] == [{"interval": 600}]
+    assert deployments["create-lead"]["tags"] == ["Sales Process", "inboxflow"]
