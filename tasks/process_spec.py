@@ -43,8 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from models.db import PROJECT_ROOT
 from models.records import RECORD_TYPES
+from tasks.analyst_files import FileProblem, display_path
 from tasks.errors import ConfigError
-from tasks.rules import compile_pattern, display_path
+from tasks.rules import compile_pattern
 
 DEFAULT_PROCESSES_DIR = PROJECT_ROOT / "processes"
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -257,16 +258,6 @@ STEP_KEYS = frozenset({"id", "name", "uses", "with", "if"})
 
 
 @dataclass(frozen=True)
-class ProcessProblem:
-    file: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
-
-
-@dataclass(frozen=True)
 class Step:
     """A checked step: its inputs validated against its action."""
 
@@ -306,7 +297,7 @@ class Process:
 @dataclass
 class ProcessBook:
     processes: dict[str, Process] = field(default_factory=dict)
-    problems: list[ProcessProblem] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
 
     @property
     def triggered(self) -> list[Process]:
@@ -338,7 +329,7 @@ def load_processes(directory: str | Path | None = None) -> ProcessBook:
         if process.key in book.processes:
             other = book.processes[process.key].file
             book.problems.append(
-                ProcessProblem(process.file, 1, f"process {process.key!r} is also {other}")
+                FileProblem(process.file, 1, f"process {process.key!r} is also {other}")
             )
             continue
         book.processes[process.key] = process
@@ -365,13 +356,13 @@ def load_process(key: str, directory: str | Path | None = None) -> Process:
     return process
 
 
-def read_process_file(path: Path) -> tuple[Process | None, list[ProcessProblem]]:
+def read_process_file(path: Path) -> tuple[Process | None, list[FileProblem]]:
     """The checked process of one file, or None and every problem found in it."""
     shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [ProcessProblem(shown, 1, f"cannot read the file: {exc}")]
+        return None, [FileProblem(shown, 1, f"cannot read the file: {exc}")]
     try:
         # compose keeps each node's position, so every problem can name its line.
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -380,7 +371,7 @@ def read_process_file(path: Path) -> tuple[Process | None, list[ProcessProblem]]
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         reason = getattr(exc, "problem", None) or str(exc)
-        return None, [ProcessProblem(shown, line, f"not valid YAML: {reason}")]
+        return None, [FileProblem(shown, line, f"not valid YAML: {reason}")]
     checker = _FileChecker(shown, root)
     if not FILE_NAME.match(path.stem):
         checker.add(
@@ -404,10 +395,10 @@ class _FileChecker:
     def __init__(self, file: str, root: yaml.Node | None) -> None:
         self.file = file
         self.root = root
-        self.problems: list[ProcessProblem] = []
+        self.problems: list[FileProblem] = []
 
     def add(self, loc: tuple[Any, ...], reason: str) -> None:
-        self.problems.append(ProcessProblem(self.file, _line_of(self.root, loc), reason))
+        self.problems.append(FileProblem(self.file, _line_of(self.root, loc), reason))
 
     def check(self, key: str, data: dict[str, Any]) -> Process | None:
         steps_data = data.get("steps")

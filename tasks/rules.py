@@ -34,6 +34,7 @@ from sqlalchemy import String
 from models.db import PROJECT_ROOT
 from models.emails import Email
 from models.records import RECORD_TYPES
+from tasks.analyst_files import FileProblem, display_path
 from tasks.errors import ConfigError
 
 DEFAULT_RULES_DIR = PROJECT_ROOT / "rules"
@@ -87,16 +88,6 @@ class RuleFileSpec(BaseModel):
 
 
 @dataclass(frozen=True)
-class RuleProblem:
-    file: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
-
-
-@dataclass(frozen=True)
 class Rule:
     """A checked rule, its pattern compiled with RE2."""
 
@@ -136,7 +127,7 @@ class RuleBook:
     """The rules of one run, in order, and what was wrong with the files."""
 
     rules: list[Rule] = field(default_factory=list)
-    problems: list[RuleProblem] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
 
     @property
     def enabled(self) -> list[Rule]:
@@ -197,20 +188,20 @@ def load_rule_files(files: Iterable[Path]) -> RuleBook:
         for rule in rules:
             if rule.name in first_use:
                 reason = f"rule {rule.name!r}: name already used at {first_use[rule.name]}"
-                book.problems.append(RuleProblem(rule.file, rule.line, reason))
+                book.problems.append(FileProblem(rule.file, rule.line, reason))
                 continue
             first_use[rule.name] = f"{rule.file}:{rule.line}"
             book.rules.append(rule)
     return book
 
 
-def read_rule_file(path: Path) -> tuple[list[Rule], list[RuleProblem]]:
+def read_rule_file(path: Path) -> tuple[list[Rule], list[FileProblem]]:
     """The usable rules of one file and a problem (file, line, reason) for each broken one."""
     shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return [], [RuleProblem(shown, 1, f"cannot read the file: {exc}")]
+        return [], [FileProblem(shown, 1, f"cannot read the file: {exc}")]
     try:
         # compose keeps each node's position, so every problem can name its line.
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -219,11 +210,11 @@ def read_rule_file(path: Path) -> tuple[list[Rule], list[RuleProblem]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         reason = getattr(exc, "problem", None) or str(exc)
-        return [], [RuleProblem(shown, line, f"not valid YAML: {reason}")]
+        return [], [FileProblem(shown, line, f"not valid YAML: {reason}")]
     if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
-        return [], [RuleProblem(shown, 1, "expected a mapping with a 'rules:' list")]
+        return [], [FileProblem(shown, 1, "expected a mapping with a 'rules:' list")]
     problems = [
-        RuleProblem(shown, _key_line(root, key), f"unknown key {key!r} (only 'rules' is allowed)")
+        FileProblem(shown, _key_line(root, key), f"unknown key {key!r} (only 'rules' is allowed)")
         for key in data
         if key != "rules"
     ]
@@ -231,7 +222,7 @@ def read_rule_file(path: Path) -> tuple[list[Rule], list[RuleProblem]]:
     items_node = _value_node(root, "rules")
     if not isinstance(items, list) or not isinstance(items_node, yaml.SequenceNode):
         line = _key_line(root, "rules") if "rules" in data else 1
-        return [], [*problems, RuleProblem(shown, line, "'rules' must be a list of rules")]
+        return [], [*problems, FileProblem(shown, line, "'rules' must be a list of rules")]
     rules = []
     for item, node in zip(items, items_node.value, strict=True):
         rule = _check_rule(item, node, shown, problems)
@@ -240,10 +231,10 @@ def read_rule_file(path: Path) -> tuple[list[Rule], list[RuleProblem]]:
     return rules, problems
 
 
-def _check_rule(item: Any, node: yaml.Node, file: str, problems: list[RuleProblem]) -> Rule | None:
+def _check_rule(item: Any, node: yaml.Node, file: str, problems: list[FileProblem]) -> Rule | None:
     line = node.start_mark.line + 1
     if not isinstance(item, dict):
-        problems.append(RuleProblem(file, line, "a rule must be a mapping (name, pattern, ...)"))
+        problems.append(FileProblem(file, line, "a rule must be a mapping (name, pattern, ...)"))
         return None
     # YAML 1.1 reads `name: Off` as false and `pattern: 123` as a number: text fields
     # take the scalar as written.
@@ -259,17 +250,17 @@ def _check_rule(item: Any, node: yaml.Node, file: str, problems: list[RuleProble
         for error in exc.errors():
             key = str(error["loc"][0]) if error["loc"] else ""
             where = _key_line(node, key) if key in item else line
-            problems.append(RuleProblem(file, where, f"{label}: {key or 'rule'}: {error['msg']}"))
+            problems.append(FileProblem(file, where, f"{label}: {key or 'rule'}: {error['msg']}"))
         return None
     try:
         regex = compile_pattern(spec.pattern)
     except RuleError as exc:
-        problems.append(RuleProblem(file, _key_line(node, "pattern"), f"{label}: {exc}"))
+        problems.append(FileProblem(file, _key_line(node, "pattern"), f"{label}: {exc}"))
         return None
     try:
         record_type, record_column = resolve_target(spec.target)
     except RuleError as exc:
-        problems.append(RuleProblem(file, _key_line(node, "target"), f"{label}: {exc}"))
+        problems.append(FileProblem(file, _key_line(node, "target"), f"{label}: {exc}"))
         return None
     return Rule(
         name=spec.name,
@@ -362,14 +353,6 @@ def _key_line(mapping: yaml.Node, key: str) -> int:
             if key_node.value == key:
                 return key_node.start_mark.line + 1
     return mapping.start_mark.line + 1
-
-
-def display_path(path: Path) -> str:
-    """A path as the user would write it: relative to the working folder when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def json_schema() -> str:

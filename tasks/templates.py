@@ -37,6 +37,7 @@ from sqlmodel import Session, SQLModel
 from models import Account, AccountEmail, Contact, ContactEmail, EmailTemplate
 from models.db import PROJECT_ROOT
 from models.records import RECORD_TYPES
+from tasks.analyst_files import FileProblem, display_path
 from tasks.errors import OutboxError, TemplateError
 
 DEFAULT_TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -226,22 +227,12 @@ class TemplateFile:
     file: str
 
 
-@dataclass(frozen=True)
-class TemplateProblem:
-    file: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.reason}"
-
-
 @dataclass
 class LoadReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    problems: list[TemplateProblem] = field(default_factory=list)
+    problems: list[FileProblem] = field(default_factory=list)
 
 
 def templates_dir(directory: str | Path | None = None) -> Path:
@@ -261,12 +252,12 @@ def load_template_files(session: Session, directory: str | Path | None = None) -
     seen: dict[str, str] = {}
     for path in sorted(p for p in folder.iterdir() if p.suffix == ".html" and p.is_file()):
         parsed = read_template_file(path)
-        if isinstance(parsed, TemplateProblem):
+        if isinstance(parsed, FileProblem):
             report.problems.append(parsed)
             continue
         if parsed.name in seen:
             reason = f"template name {parsed.name!r} is already used by {seen[parsed.name]}"
-            report.problems.append(TemplateProblem(parsed.file, 2, reason))
+            report.problems.append(FileProblem(parsed.file, 2, reason))
             continue
         seen[parsed.name] = parsed.file
         _upsert(session, parsed, report)
@@ -295,33 +286,33 @@ def _upsert(session: Session, parsed: TemplateFile, report: LoadReport) -> None:
     report.updated.append(parsed.name)
 
 
-def read_template_file(path: Path) -> TemplateFile | TemplateProblem:
-    shown = _display(path)
+def read_template_file(path: Path) -> TemplateFile | FileProblem:
+    shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return TemplateProblem(shown, 1, f"cannot read the file: {exc}")
+        return FileProblem(shown, 1, f"cannot read the file: {exc}")
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != FRONT_MATTER:
-        return TemplateProblem(shown, 1, "must start with a '---' line, then the YAML header")
+        return FileProblem(shown, 1, "must start with a '---' line, then the YAML header")
     end = next((i for i in range(1, len(lines)) if lines[i].strip() == FRONT_MATTER), None)
     if end is None:
-        return TemplateProblem(shown, 1, "the YAML header has no closing '---' line")
+        return FileProblem(shown, 1, "the YAML header has no closing '---' line")
     try:
         header = yaml.safe_load("".join(lines[1:end])) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 2
-        return TemplateProblem(shown, line, f"not valid YAML: {getattr(exc, 'problem', exc)}")
+        return FileProblem(shown, line, f"not valid YAML: {getattr(exc, 'problem', exc)}")
     if not isinstance(header, dict):
-        return TemplateProblem(shown, 2, "the header must be a mapping (name, subject, source)")
+        return FileProblem(shown, 2, "the header must be a mapping (name, subject, source)")
     try:
         spec = TemplateHeader.model_validate(header)
     except ValidationError as exc:
         error = exc.errors()[0]
         key = str(error["loc"][0]) if error["loc"] else ""
         line = _header_line(lines[1:end], key)
-        return TemplateProblem(shown, line, f"{key or 'header'}: {error['msg']}")
+        return FileProblem(shown, line, f"{key or 'header'}: {error['msg']}")
     body = "".join(lines[end + 1 :])
     for part, source, first_line in (
         ("subject", spec.subject, _header_line(lines[1:end], "subject")),
@@ -331,7 +322,7 @@ def read_template_file(path: Path) -> TemplateFile | TemplateProblem:
             _BODY.parse(source)
         except jinja2.TemplateSyntaxError as exc:
             line = first_line + (exc.lineno or 1) - 1
-            return TemplateProblem(shown, line, f"{part}: {exc.message}")
+            return FileProblem(shown, line, f"{part}: {exc.message}")
     return TemplateFile(spec.name or path.stem, spec.subject, body, spec.source, shown)
 
 
@@ -340,10 +331,3 @@ def _header_line(header_lines: list[str], key: str) -> int:
         if key and line.startswith(f"{key}:"):
             return index + 2
     return 2
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -167,7 +167,10 @@ def test_cli_schema_is_json_schema_with_every_action() -> None:
         assert f'"const": "{action}"' in text or f'"enum": ["{action}"]' in text
 
 
-def test_cli_list_shows_tag_trigger_and_deployment(database: str) -> None:
+def test_cli_list_shows_tag_trigger_and_deployment(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INBOXFLOW_PROCESSES_DIR", str(DEFAULT_PROCESSES_DIR))
     result = runner.invoke(app, ["processes", "list", "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["process"]: row for row in json.loads(result.stdout)}
@@ -199,6 +202,7 @@ def test_deploy_takes_interval_and_tag_from_the_settings(
 ) -> None:
     target = tmp_path / "prefect.yaml"
     monkeypatch.setenv("INBOXFLOW_PREFECT_YAML", str(target))
+    monkeypatch.setenv("INBOXFLOW_PROCESSES_DIR", str(DEFAULT_PROCESSES_DIR))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     for key, value in (("MailboxSyncInterval", "10"), ("emailprocesstag", "Sales Process")):
         result = runner.invoke(app, ["settings", "set", key, value])
