@@ -31,6 +31,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -220,6 +221,20 @@ class EmailReceived(BaseModel):
     include_auto_replies: bool = Field(
         False, description="true: also start for auto-replies, bounces and bulk mail."
     )
+    max_age: str | None = Field(
+        None,
+        pattern=r"^[1-9][0-9]*[hdw]$",
+        description="Skip mail written longer ago than this when it is stored (12h, 2d, 1w): "
+        "a first sync or an import of old mail then starts nothing.",
+        examples=["2d"],
+    )
+
+    @property
+    def max_age_delta(self) -> timedelta | None:
+        if self.max_age is None:
+            return None
+        unit = {"h": "hours", "d": "days", "w": "weeks"}[self.max_age[-1]]
+        return timedelta(**{unit: int(self.max_age[:-1])})
 
 
 class Trigger(BaseModel):

@@ -12,6 +12,7 @@ is processed again — a run that failed is re-run by a person, never silently t
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -54,6 +55,9 @@ def claim_starts(
                 Email.body_text,
                 Email.from_address,
                 Email.from_name,
+                Email.sent_at,
+                Email.received_at,
+                Email.created_at,
             )
             .join(Mailbox, Mailbox.id == Email.mailbox_id)
             .where(Email.id.in_(chunk), Email.direction == Direction.incoming)
@@ -81,6 +85,11 @@ def matches(process: Process, row: object) -> bool:
         return False
     if row.auto_kind and not trigger.include_auto_replies:  # type: ignore[attr-defined]
         return False
+    max_age = trigger.max_age_delta
+    if max_age is not None:
+        written = row.sent_at or row.received_at  # type: ignore[attr-defined]
+        if written is not None and _aware(row.created_at) - _aware(written) > max_age:  # type: ignore[attr-defined]
+            return False
     address = row.address  # type: ignore[attr-defined]
     if trigger.mailboxes and address not in {m.lower() for m in trigger.mailboxes}:
         return False
@@ -92,6 +101,11 @@ def matches(process: Process, row: object) -> bool:
     return all(
         regex.search((texts[column] or "")[:MAX_TEXT]) for column, regex in process.trigger_patterns
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every stored time is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _record(session: Session, starts: list[Start]) -> list[Start]:

@@ -199,6 +199,21 @@ def test_trigger_can_be_limited_to_mailboxes(processes: Path, mailbox: MailboxRe
     assert count(Lead) == 0
 
 
+def test_max_age_skips_old_mail_such_as_a_first_sync(processes: Path, mailbox: MailboxRef) -> None:
+    text = (processes / "create-lead.yaml").read_text()
+    (processes / "create-lead.yaml").write_text(
+        text.replace("  email_received:\n", "  email_received:\n    max_age: 2d\n")
+    )
+    # The test messages are written on 2 November 2026, stored today: older than 2 days.
+    store(mailbox, message("Price please", sender=NEW_CUSTOMER))
+    assert process()["processes"].get("started", 0) == 0
+    (processes / "create-lead.yaml").write_text(
+        text.replace("  email_received:\n", "  email_received:\n    max_age: 5000w\n")
+    )
+    store(mailbox, message("Another price please", sender=NEW_CUSTOMER))
+    assert process()["processes"]["started"] == 1
+
+
 # failures, all or nothing ---------------------------------------------------------------------
 
 
