@@ -23,12 +23,21 @@ from models import get_engine, init_db
 from tasks.errors import InboxflowError
 from tasks.process_spec import Process, ProcessBook, load_process, load_processes
 from tasks.steps import ProcessRun, StepOutcome, open_email, run_step
-from tasks.triggers import Start, claim_starts
+from tasks.triggers import Start, claim_starts, finish_start, start_is_pending
 
 
 @flow(name="email-process", flow_run_name="{process} on email {RecordId}")
-def email_process(RecordId: uuid.UUID, process: str, dry_run: bool = False) -> State:  # noqa: N803
-    """Run an email process on the email RecordId: each step in order, all or nothing."""
+def email_process(
+    RecordId: uuid.UUID,  # noqa: N803 - the name users see in the Prefect UI
+    process: str,
+    dry_run: bool = False,
+    triggered: bool = False,
+) -> State:
+    """Run an email process on the email RecordId: each step in order, all or nothing.
+
+    dry_run: do every step, then undo it all. triggered: started by the process's
+    `on:` trigger (initial processing sets it; the run then records its outcome).
+    """
     logger = get_run_logger()
     init_db()
     try:
@@ -36,27 +45,24 @@ def email_process(RecordId: uuid.UUID, process: str, dry_run: bool = False) -> S
     except InboxflowError as exc:
         logger.error(str(exc))
         return Failed(message=str(exc))
-    outcomes: list[StepOutcome] = []
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             run = ProcessRun(session, open_email(session, RecordId), definition, dry_run)
         except InboxflowError as exc:
             logger.error(str(exc))
             return Failed(message=str(exc))
-        stopped = None
-        for step in definition.steps:
-            try:
-                outcome = run_process_step.with_options(name=step.name)(quote(run), step)
-            except Exception as exc:  # noqa: BLE001 - any failure ends the run, rolled back
-                session.rollback()
-                reason = str(exc) if isinstance(exc, InboxflowError) else repr(exc)
-                message = f"step {step.name!r} failed: {reason}; nothing of this run was kept"
-                logger.error(message)
-                return Failed(message=message)
-            outcomes.append(outcome)
-            if outcome.stops:
-                stopped = f"stopped at step {step.name!r}: {outcome.summary}"
-                break
+        if triggered and not start_is_pending(session, RecordId, process):
+            return Completed(message="already done by another run")
+        outcomes, failure, stopped = run_steps(run, definition)
+        if failure is not None:
+            session.rollback()
+            if triggered:
+                finish_start(session, RecordId, process, "failed")
+                session.commit()
+            logger.error(failure)
+            return Failed(message=failure)
+        if triggered:
+            finish_start(session, RecordId, process, "stopped" if stopped else "completed")
         if dry_run:
             session.rollback()
         else:
@@ -66,6 +72,27 @@ def email_process(RecordId: uuid.UUID, process: str, dry_run: bool = False) -> S
     )
     logger.info("%s on email %s: %s", definition.key, RecordId, done)
     return Completed(message=done, data=_summary(definition, outcomes, dry_run, stopped))
+
+
+def run_steps(
+    run: ProcessRun, definition: Process
+) -> tuple[list[StepOutcome], str | None, str | None]:
+    """Each step as a task run, in order: (outcomes, why it failed, why it stopped)."""
+    outcomes: list[StepOutcome] = []
+    for step in definition.steps:
+        try:
+            outcome = run_process_step.with_options(name=step.name)(quote(run), step)
+        except Exception as exc:  # noqa: BLE001 - any failure ends the run, rolled back
+            reason = str(exc) if isinstance(exc, InboxflowError) else repr(exc)
+            return (
+                outcomes,
+                f"step {step.name!r} failed: {reason}; nothing of this run was kept",
+                None,
+            )
+        outcomes.append(outcome)
+        if outcome.stops:
+            return outcomes, None, f"stopped at step {step.name!r}: {outcome.summary}"
+    return outcomes, None, None
 
 
 @task(cache_policy=NO_CACHE)
@@ -99,7 +126,7 @@ def start_triggered_processes(email_ids: list[uuid.UUID]) -> dict[str, int]:
     logged and counted, and never fails the caller. Returns {"started": n, "failed": m}.
     """
     book = load_email_processes()
-    if not book.triggered or not email_ids:
+    if not book.triggered:
         return {}
     starts = claim_process_starts(quote(email_ids), quote(book))
     failed = 0
@@ -108,7 +135,9 @@ def start_triggered_processes(email_ids: list[uuid.UUID]) -> dict[str, int]:
     # heartbeat keeps telling the server it is alive: the children need none.
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         for start in starts:
-            state = email_process(RecordId=start.email_id, process=start.process, return_state=True)
+            state = email_process(
+                RecordId=start.email_id, process=start.process, triggered=True, return_state=True
+            )
             failed += not state.is_completed()
     if failed:
         get_run_logger().error("%d of %d process runs failed", failed, len(starts))

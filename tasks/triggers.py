@@ -12,9 +12,9 @@ is processed again — a run that failed is re-run by a person, never silently t
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -26,6 +26,8 @@ from tasks.process_spec import Process, ProcessBook
 from tasks.rules import MAX_TEXT
 
 CHUNK = 900  # ids per IN (...) query: below SQLite's parameter limit
+# A start unfinished for this long belongs to a run that died: it is made again.
+ABANDONED_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def claim_starts(
     Flushes the claims; the caller commits them before starting the runs.
     """
     processes = book.triggered
-    if not processes or not email_ids:
+    if not processes:
         return []
     starts: list[Start] = []
     for chunk in batched(email_ids, CHUNK):
@@ -75,7 +77,50 @@ def claim_starts(
             for process in processes:
                 if (row.id, process.key) not in started and matches(process, row):
                     starts.append(Start(row.id, process.key))
-    return _record(session, starts)
+    return _abandoned(session) + _record(session, starts)
+
+
+def _abandoned(session: Session) -> list[Start]:
+    """Starts whose run died before it committed; each taken over by one caller only."""
+    now = utcnow()
+    stale = session.execute(
+        select(ProcessStart.email_id, ProcessStart.process, ProcessStart.started_at)
+        .where(ProcessStart.finished_at.is_(None), ProcessStart.started_at < now - ABANDONED_AFTER)
+        .order_by(ProcessStart.started_at)
+    ).all()
+    taken = []
+    for email_id, process, started_at in stale:
+        claimed = session.execute(
+            update(ProcessStart)
+            .where(
+                ProcessStart.email_id == email_id,
+                ProcessStart.process == process,
+                ProcessStart.started_at == started_at,
+            )
+            .values(started_at=now)
+        )
+        if claimed.rowcount:
+            taken.append(Start(email_id, process))
+    return taken
+
+
+def start_is_pending(session: Session, email_id: uuid.UUID, process: str) -> bool:
+    """Is this automatic start still to be done (no other run has finished it)?"""
+    start = session.get(ProcessStart, (email_id, process), populate_existing=True)
+    return start is not None and start.finished_at is None
+
+
+def finish_start(session: Session, email_id: uuid.UUID, process: str, outcome: str) -> None:
+    """Record how an automatic start ended, in the caller's transaction (once)."""
+    session.execute(
+        update(ProcessStart)
+        .where(
+            ProcessStart.email_id == email_id,
+            ProcessStart.process == process,
+            ProcessStart.finished_at.is_(None),
+        )
+        .values(finished_at=utcnow(), outcome=outcome)
+    )
 
 
 def matches(process: Process, row: object) -> bool:

@@ -7,6 +7,7 @@ deployments on a real Prefect server with a worker.
 
 import shutil
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,17 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from inboxflow.cli import app
-from models import Case, Contact, Email, EmailProvider, Lead, get_engine, session_scope
+from models import (
+    Case,
+    Contact,
+    Email,
+    EmailProvider,
+    Lead,
+    ProcessStart,
+    get_engine,
+    session_scope,
+)
+from models.base import utcnow
 from models.emails import Direction, SendStatus
 from tasks.process_spec import DEFAULT_PROCESSES_DIR
 from tasks.storing import MailboxRef
@@ -187,6 +198,35 @@ def test_trigger_starts_processes_for_matching_new_mail_only_and_skips_auto_repl
     assert process()["processes"].get("started", 0) == 0
     process(all_emails=True)
     assert count(Lead) == 1 and len(outgoing(enquiry)) == 1
+
+
+def test_a_start_whose_run_died_is_made_again_and_a_finished_one_never(
+    processes: Path, mailbox: MailboxRef
+) -> None:
+    (email_id,) = store(mailbox, message("Lunch on Friday?", sender=NEW_CUSTOMER))
+    process()  # matches no trigger: nothing started
+    # As if a run had claimed the start an hour ago and died before it committed.
+    with session_scope() as session:
+        session.add(
+            ProcessStart(
+                email_id=email_id, process="create-lead", started_at=utcnow() - timedelta(hours=1)
+            )
+        )
+    summary = process()
+    assert summary["processes"] == {"started": 1, "failed": 0}
+    assert get(email_id).lead_id is not None and count(Lead) == 1
+    with Session(get_engine()) as session:
+        start = session.get(ProcessStart, (email_id, "create-lead"))
+        assert start is not None and start.outcome == "completed" and start.finished_at
+    # Once finished, a triggered run (a second runner that lost the race) does nothing.
+    from flows.email_process import email_process
+
+    state = email_process(
+        RecordId=email_id, process="create-lead", triggered=True, return_state=True
+    )
+    assert state.is_completed() and state.message == "already done by another run"
+    assert process()["processes"].get("started", 0) == 0
+    assert count(Lead) == 1 and len(outgoing(email_id)) == 1
 
 
 def test_trigger_can_be_limited_to_mailboxes(processes: Path, mailbox: MailboxRef) -> None:

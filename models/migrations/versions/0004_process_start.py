@@ -24,10 +24,14 @@ def upgrade() -> None:
         sa.Column("email_id", sa.Uuid(), nullable=False),
         sa.Column("process", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("finished_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.ForeignKeyConstraint(["email_id"], ["email.id"]),
         sa.PrimaryKeyConstraint("email_id", "process"),
     )
+    op.create_index("ix_process_start_finished_at", "process_start", ["finished_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_process_start_finished_at", table_name="process_start")
     op.drop_table("process_start")
