@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from models.db import PROJECT_ROOT
 from models.records import RECORD_TYPES
-from tasks.analyst_files import FileProblem, display_path
+from tasks.analyst_files import FileProblem, display_path, read_yaml
 from tasks.errors import ConfigError
 from tasks.rules import compile_pattern
 
@@ -373,20 +373,10 @@ def load_process(key: str, directory: str | Path | None = None) -> Process:
 
 def read_process_file(path: Path) -> tuple[Process | None, list[FileProblem]]:
     """The checked process of one file, or None and every problem found in it."""
-    shown = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [FileProblem(shown, 1, f"cannot read the file: {exc}")]
-    try:
-        # compose keeps each node's position, so every problem can name its line.
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, [FileProblem(shown, line, f"not valid YAML: {reason}")]
+    loaded = read_yaml(path)
+    if isinstance(loaded, FileProblem):
+        return None, [loaded]
+    shown, root, data = loaded.shown, loaded.root, loaded.data
     checker = _FileChecker(shown, root)
     if not FILE_NAME.match(path.stem):
         checker.add(

@@ -34,7 +34,7 @@ from sqlalchemy import String
 from models.db import PROJECT_ROOT
 from models.emails import Email
 from models.records import RECORD_TYPES
-from tasks.analyst_files import FileProblem, display_path
+from tasks.analyst_files import FileProblem, read_yaml
 from tasks.errors import ConfigError
 
 DEFAULT_RULES_DIR = PROJECT_ROOT / "rules"
@@ -197,20 +197,10 @@ def load_rule_files(files: Iterable[Path]) -> RuleBook:
 
 def read_rule_file(path: Path) -> tuple[list[Rule], list[FileProblem]]:
     """The usable rules of one file and a problem (file, line, reason) for each broken one."""
-    shown = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], [FileProblem(shown, 1, f"cannot read the file: {exc}")]
-    try:
-        # compose keeps each node's position, so every problem can name its line.
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        reason = getattr(exc, "problem", None) or str(exc)
-        return [], [FileProblem(shown, line, f"not valid YAML: {reason}")]
+    loaded = read_yaml(path)
+    if isinstance(loaded, FileProblem):
+        return [], [loaded]
+    shown, root, data = loaded.shown, loaded.root, loaded.data
     if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
         return [], [FileProblem(shown, 1, "expected a mapping with a 'rules:' list")]
     problems = [
