@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlmodel import Field, SQLModel
 
 from models.base import created_field, id_field
+from models.crm import Account, Contact
 
 
 class Lead(SQLModel, table=True):
@@ -69,3 +70,6 @@ RECORD_TYPES: dict[str, type[SQLModel]] = {
     "Order": Order,
     "Contract": Contract,
 }
+
+# Everything an email links to: its people and its records, by type name.
+LINKED_TYPES: dict[str, type[SQLModel]] = {"Contact": Contact, "Account": Account, **RECORD_TYPES}

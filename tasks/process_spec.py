@@ -43,7 +43,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from models.db import PROJECT_ROOT
-from models.records import RECORD_TYPES
+from models.records import LINKED_TYPES, RECORD_TYPES
 from tasks.analyst_files import FileProblem, display_path, read_yaml
 from tasks.errors import ConfigError
 from tasks.rules import compile_pattern
@@ -618,10 +618,8 @@ def unknown_column(record_type: str, column: str) -> str | None:
 
 @cache
 def record_columns(record_type: str) -> frozenset[str]:
-    from models import Account, Contact
-
-    model = {"Contact": Contact, "Account": Account, **RECORD_TYPES}[record_type]
-    return frozenset(c.name for c in model.__table__.columns)  # type: ignore[attr-defined]
+    table = LINKED_TYPES[record_type].__table__  # type: ignore[attr-defined]
+    return frozenset(column.name for column in table.columns)
 
 
 @cache

@@ -17,7 +17,7 @@ from sqlmodel import Session, SQLModel
 
 from models import Account, AccountEmail, Case, Contact, ContactEmail, Email, User
 from models.emails import Direction
-from models.records import RECORD_TYPES
+from models.records import LINKED_TYPES, RECORD_TYPES
 from tasks.errors import ConfigError
 from tasks.processing import needs_processing
 from tasks.rules import connection_field
@@ -233,7 +233,7 @@ def _natural_key(record_type: str) -> str:
 
 
 def _model(record_type: str) -> type[SQLModel]:
-    return {"Contact": Contact, "Account": Account, "User": User, **RECORD_TYPES}[record_type]
+    return {"User": User, **LINKED_TYPES}[record_type]
 
 
 def _record_type(name: str, choices: Iterable[str]) -> str:

@@ -20,10 +20,10 @@ from typing import Any
 
 import jinja2
 from sqlalchemy import or_, select
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from models import Account, AccountEmail, Contact, ContactEmail, Email, Mailbox
-from models.records import RECORD_TYPES
+from models.records import LINKED_TYPES, RECORD_TYPES
 from tasks.errors import InboxflowError
 from tasks.outbox import OutgoingEmail, queue_email
 from tasks.process_spec import EXPRESSIONS, Process, ProcessError, Step, condition_template
@@ -41,7 +41,6 @@ from tasks.rules import connection_field, is_text_type
 from tasks.sync import file_store
 
 ONE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expression>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
-MODELS: dict[str, type[SQLModel]] = {"Contact": Contact, "Account": Account, **RECORD_TYPES}
 EMAIL_FIELDS = (
     "id", "folder", "message_id", "thread_id", "direction", "from_name", "from_address",
     "to", "cc", "subject", "body_text", "body_html", "sent_at", "received_at", "auto_kind",
@@ -178,7 +177,7 @@ def record_id(value: Any, what: str) -> uuid.UUID | None:
 
 def column_values(record_type: str, values: dict[str, Any]) -> dict[str, Any]:
     """Input names → columns (contact → contact_id), values converted to the column's type."""
-    table = MODELS[record_type].__table__  # type: ignore[attr-defined]
+    table = LINKED_TYPES[record_type].__table__  # type: ignore[attr-defined]
     converted: dict[str, Any] = {}
     for name, value in values.items():
         column = name if name in table.columns else f"{name}_id"
@@ -204,7 +203,7 @@ def _typed(column: Any, name: str, value: Any) -> Any:
 
 def record_output(record_type: str, record: Any, created: bool) -> dict[str, Any]:
     """A record as later steps see it: {{ lead.id }}, {{ lead.created }}, {{ case.number }}."""
-    table = MODELS[record_type].__table__  # type: ignore[attr-defined]
+    table = LINKED_TYPES[record_type].__table__  # type: ignore[attr-defined]
     output = {column.name: getattr(record, column.name) for column in table.columns}
     output.update(object=record_type, created=created, label=record_label(record_type, record))
     return output
@@ -213,7 +212,7 @@ def record_output(record_type: str, record: Any, created: bool) -> dict[str, Any
 def _existing(session: Session, record_type: str, key: uuid.UUID | None, what: str) -> Any:
     if key is None:
         return None
-    record = session.get(MODELS[record_type], key)
+    record = session.get(LINKED_TYPES[record_type], key)
     if record is None:
         raise StepError(f"{what}: there is no {record_type} {key}")
     return record
@@ -221,11 +220,11 @@ def _existing(session: Session, record_type: str, key: uuid.UUID | None, what: s
 
 def _check_references(session: Session, record_type: str, values: dict[str, Any]) -> None:
     """Every *_id value names an existing record (a clear error instead of a broken link)."""
-    table = MODELS[record_type].__table__  # type: ignore[attr-defined]
+    table = LINKED_TYPES[record_type].__table__  # type: ignore[attr-defined]
     for column, value in values.items():
         if column.endswith("_id") and value is not None:
             target = next(iter(table.columns[column].foreign_keys)).column.table.name
-            referenced = next(name for name, m in MODELS.items() if m.__tablename__ == target)  # type: ignore[attr-defined]
+            referenced = next(name for name, m in LINKED_TYPES.items() if m.__tablename__ == target)  # type: ignore[attr-defined]
             _existing(session, referenced, value, column.removesuffix("_id"))
 
 
@@ -334,7 +333,7 @@ def record_update(run: ProcessRun, inputs: dict[str, Any]) -> StepOutcome:
 
 def record_find(run: ProcessRun, inputs: dict[str, Any]) -> StepOutcome:
     record_type = inputs["object"]
-    model: Any = MODELS[record_type]
+    model: Any = LINKED_TYPES[record_type]
     where = dict(inputs.get("where") or {})
     query = select(model)
     address = where.pop("email", None) if record_type in ("Contact", "Account") else None

@@ -36,13 +36,11 @@ from sqlmodel import Session, SQLModel
 
 from models import Account, AccountEmail, Contact, ContactEmail, EmailTemplate
 from models.db import PROJECT_ROOT
-from models.records import RECORD_TYPES
+from models.records import LINKED_TYPES
 from tasks.analyst_files import FileProblem, display_path
 from tasks.errors import OutboxError, TemplateError
 
 DEFAULT_TEMPLATES_DIR = PROJECT_ROOT / "templates"
-SOURCE_OBJECTS: dict[str, type[SQLModel]] = {"Contact": Contact, "Account": Account}
-SOURCE_OBJECTS.update(RECORD_TYPES)
 FRONT_MATTER = "---"
 
 _BODY = SandboxedEnvironment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -72,10 +70,10 @@ class Rendered:
 def parse_source(value: str) -> SourceRef:
     """``Contact:UUID`` → SourceRef; the type is matched case-insensitively."""
     kind, _, ident = value.partition(":")
-    names = {name.lower(): name for name in SOURCE_OBJECTS}
+    names = {name.lower(): name for name in LINKED_TYPES}
     if kind.lower() not in names or not ident:
         raise OutboxError(
-            f"source {value!r} must be OBJECT:ID with OBJECT one of {', '.join(SOURCE_OBJECTS)}"
+            f"source {value!r} must be OBJECT:ID with OBJECT one of {', '.join(LINKED_TYPES)}"
         )
     try:
         return SourceRef(names[kind.lower()], uuid.UUID(ident.strip()))
@@ -138,7 +136,7 @@ def _render(
 
 def _record_context(session: Session, source: SourceRef) -> dict[str, Any]:
     """The record under its type name, the contact/account it links to, and the recipient."""
-    record = session.get(SOURCE_OBJECTS[source.object], source.id)
+    record = session.get(LINKED_TYPES[source.object], source.id)
     if record is None:
         raise TemplateError(f"no {source.object} with id {source.id}")
     context: dict[str, Any] = {source.object.lower(): _values(record)}
@@ -202,7 +200,7 @@ class TemplateHeader(BaseModel):
     subject: str = Field(description="Subject line, with macros.")
     source: str | None = Field(
         default=None,
-        description=f"Record type the macros come from ({', '.join(SOURCE_OBJECTS)}); "
+        description=f"Record type the macros come from ({', '.join(LINKED_TYPES)}); "
         "omit for a template that applies to any email.",
     )
     description: str = Field(default="", description="What the template is for (free text).")
@@ -212,9 +210,9 @@ class TemplateHeader(BaseModel):
     def _known_source(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        names = {name.lower(): name for name in SOURCE_OBJECTS}
+        names = {name.lower(): name for name in LINKED_TYPES}
         if value.lower() not in names:
-            raise ValueError(f"must be one of {', '.join(SOURCE_OBJECTS)}")
+            raise ValueError(f"must be one of {', '.join(LINKED_TYPES)}")
         return names[value.lower()]
 
 
