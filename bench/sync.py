@@ -53,10 +53,18 @@ def raw_fetch_rate(dovecot: Dovecot, user: str) -> tuple[int, float]:
     return fetched, elapsed
 
 
+def no_processes(workdir: Path) -> Path:
+    folder = workdir / "no-processes"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def inboxflow_sync(dovecot: Dovecot, user: str, workdir: Path, api_url: str) -> dict[str, float]:
     env = {
         **os.environ,
         "INBOXFLOW_HOME": str(workdir),
+        # No email processes: their runs are bench/processes.py's measure, not the sync's.
+        "INBOXFLOW_PROCESSES_DIR": str(no_processes(workdir)),
         "PREFECT_API_URL": api_url,
         "BENCH_PASSWORD": PASSWORD,
     }
