@@ -5,7 +5,7 @@ Importing this package registers every table on ``SQLModel.metadata``.
 
 from models.crm import Account, AccountEmail, Contact, ContactEmail, Role, User, UserRole
 from models.db import data_dir, database_url, get_engine, init_db, session_scope
-from models.emails import Attachment, Email, SendStatus
+from models.emails import Attachment, Email, EmailBody, SendStatus
 from models.mailboxes import FirstSyncPeriod, Mailbox, MailboxAccess, SyncState
 from models.outbox import OutboxEntry as OutboxEntry  # registers the outbox table
 from models.processes import ProcessStart
@@ -30,6 +30,7 @@ __all__ = [
     "Contract",
     "DEFAULT_SETTINGS",
     "Email",
+    "EmailBody",
     "EmailProvider",
     "EmailTemplate",
     "FirstSyncPeriod",

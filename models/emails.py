@@ -56,8 +56,6 @@ class Email(SQLModel, table=True):
     cc_addresses: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     bcc_addresses: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    body_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    body_html: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     sent_at: datetime | None = None
     received_at: datetime | None = None
     is_read: bool = False
@@ -96,6 +94,32 @@ class Email(SQLModel, table=True):
     attachments: list["Attachment"] = Relationship(
         back_populates="email", sa_relationship_kwargs={"cascade": "all, delete-orphan"}
     )
+    body: "EmailBody" = Relationship(
+        sa_relationship_kwargs={"uselist": False, "cascade": "all, delete-orphan"}
+    )
+
+    @property
+    def body_text(self) -> str:
+        return self.body.text if self.body is not None else ""
+
+    @property
+    def body_html(self) -> str:
+        return self.body.html if self.body is not None else ""
+
+
+class EmailBody(SQLModel, table=True):
+    """An email's text and HTML, in a row of their own beside the Email row.
+
+    Bodies are most of an email's bytes, yet processing, sending and listing update
+    and read only the small columns: apart, an update rewrites a small row, not kilobytes
+    of text (SQLite rewrites whole rows).
+    """
+
+    __tablename__ = "email_body"
+
+    email_id: uuid.UUID = Field(foreign_key="email.id", primary_key=True, ondelete="CASCADE")
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    html: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
 class Attachment(SQLModel, table=True):

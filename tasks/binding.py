@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session
 
-from models import Email
+from models import Email, EmailBody
 from models.records import RECORD_TYPES
 from tasks.matching import CHUNK
 from tasks.rules import Rule, RuleBook
@@ -105,9 +105,12 @@ def preview_bindings(
     """
     fields = sorted({rule.email_field for rule in book.enabled})
     columns = [Email.id, Email.subject, *(getattr(Email, name) for name in fields)]
+    query = select(*columns)
     if book.uses("body"):
-        columns += [Email.body_text, Email.body_html]
-    query = select(*columns).order_by(Email.received_at.desc(), Email.created_at.desc())
+        query = query.add_columns(
+            EmailBody.text.label("body_text"), EmailBody.html.label("body_html")
+        ).outerjoin(EmailBody, EmailBody.email_id == Email.id)
+    query = query.order_by(Email.received_at.desc(), Email.created_at.desc())
     targets = {rule.name: rule.target for rule in book.rules}
     scanned, found = 0, []
     for rows in session.execute(query.execution_options(yield_per=batch_size)).partitions():

@@ -28,6 +28,7 @@ from sqlmodel import Session
 from models import (
     Attachment,
     Email,
+    EmailBody,
     EmailProvider,
     Mailbox,
     MailboxAccess,
@@ -208,8 +209,7 @@ def queue_email(
         cc_addresses=[m.address.lower() for m in cc],
         bcc_addresses=[m.address.lower() for m in bcc],
         subject=message.subject,
-        body_text=text,
-        body_html=body_html or "",
+        body=EmailBody(text=text, html=body_html or ""),
         is_read=True,
         attachment_count=len(parts),
         raw_key=store.put(raw),

@@ -23,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Text, bindparam, func, select, type_coerce, update
 from sqlmodel import Session
 
-from models import Email, Mailbox, get_engine
+from models import Email, EmailBody, Mailbox, get_engine
 from models.base import utcnow
 from models.records import RECORD_TYPES
 from tasks.binding import find_bindings
@@ -247,16 +247,15 @@ def _load(session: Session, email_ids: Sequence[uuid.UUID], with_body: bool) -> 
         Mailbox.owner_id.label("mailbox_owner_id"),
     ]
     if with_body:
-        columns += [EMAIL.c.body_text, EMAIL.c.body_html]
+        columns += [EmailBody.text.label("body_text"), EmailBody.html.label("body_html")]
     connection = session.connection()
     found: dict[uuid.UUID, dict[str, Any]] = {}
     ids = list(email_ids)
     for start in range(0, len(ids), CHUNK):
-        query = (
-            select(*columns)
-            .join(Mailbox, Mailbox.id == EMAIL.c.mailbox_id)
-            .where(EMAIL.c.id.in_(ids[start : start + CHUNK]))
-        )
+        query = select(*columns).join(Mailbox, Mailbox.id == EMAIL.c.mailbox_id)
+        if with_body:
+            query = query.outerjoin(EmailBody, EmailBody.email_id == EMAIL.c.id)
+        query = query.where(EMAIL.c.id.in_(ids[start : start + CHUNK]))
         found.update((row.id, dict(row._mapping)) for row in connection.execute(query))
     return [_Work(found[i]) for i in ids if i in found]
 

@@ -8,7 +8,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from models import Attachment, Email, SyncState
+from models import Attachment, Email, EmailBody, SyncState
 from models.base import utcnow
 from models.emails import Direction
 from tasks.parsing import ParsedEmail
@@ -75,20 +75,17 @@ def store_emails(
                 .where(Email.id == email_id)
                 .values(uid=item.uid, uidvalidity=item.uidvalidity)
             )
-    email_rows, attachment_rows = _rows(mailbox, list(unique.values()))
-    if email_rows:
+    rows = _rows(mailbox, list(unique.values()))
+    if rows.emails:
         try:
             with session.begin_nested():
-                # Core inserts on the tables: the ORM's bulk path costs more per row here.
-                session.execute(insert(Email.__table__), email_rows)
-                if attachment_rows:
-                    session.execute(insert(Attachment.__table__), attachment_rows)
+                _insert(session, rows)
         except IntegrityError:
             # Someone stored one of these meanwhile (an import racing a sync): go one by one.
-            email_rows, attachment_rows = _insert_one_by_one(session, email_rows, attachment_rows)
-            result.duplicates += len(unique) - len(email_rows)
-    result.stored_ids = [row["id"] for row in email_rows]
-    result.problems = sum(1 for row in email_rows if row["parse_problems"])
+            rows = _insert_one_by_one(session, rows)
+            result.duplicates += len(unique) - len(rows.emails)
+    result.stored_ids = [row["id"] for row in rows.emails]
+    result.problems = sum(1 for row in rows.emails if row["parse_problems"])
     if mark is not None:
         _move_mark(session, mailbox.id, mark)
     session.commit()
@@ -110,17 +107,38 @@ def _existing_message_ids(
     return found
 
 
-def _rows(
-    mailbox: MailboxRef, emails: list[IncomingEmail]
-) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+@dataclass
+class _Rows:
+    """A batch's rows for the email, email_body and attachment tables."""
+
+    emails: list[dict[str, object]] = field(default_factory=list)
+    bodies: list[dict[str, object]] = field(default_factory=list)
+    attachments: list[dict[str, object]] = field(default_factory=list)
+
+    def only(self, email_ids: set[object]) -> "_Rows":
+        return _Rows(
+            [row for row in self.emails if row["id"] in email_ids],
+            [row for row in self.bodies if row["email_id"] in email_ids],
+            [row for row in self.attachments if row["email_id"] in email_ids],
+        )
+
+
+def _insert(session: Session, rows: _Rows) -> None:
+    # Core inserts on the tables: the ORM's bulk path costs more per row here.
+    session.execute(insert(Email.__table__), rows.emails)
+    session.execute(insert(EmailBody.__table__), rows.bodies)
+    if rows.attachments:
+        session.execute(insert(Attachment.__table__), rows.attachments)
+
+
+def _rows(mailbox: MailboxRef, emails: list[IncomingEmail]) -> _Rows:
     now = utcnow()
-    email_rows: list[dict[str, object]] = []
-    attachment_rows: list[dict[str, object]] = []
+    rows = _Rows()
     for item in emails:
         p = item.parsed
         email_id = uuid.uuid4()
         outgoing = p.from_address == mailbox.address.lower()
-        email_rows.append(
+        rows.emails.append(
             {
                 "id": email_id,
                 "mailbox_id": mailbox.id,
@@ -141,8 +159,6 @@ def _rows(
                 "cc_addresses": p.cc_addresses,
                 "bcc_addresses": p.bcc_addresses,
                 "subject": p.subject,
-                "body_text": p.body_text,
-                "body_html": p.body_html,
                 "sent_at": p.sent_at,
                 "received_at": item.received_at or p.sent_at,
                 "is_read": item.seen,
@@ -156,8 +172,9 @@ def _rows(
                 "created_at": now,
             }
         )
+        rows.bodies.append({"email_id": email_id, "text": p.body_text, "html": p.body_html})
         for a in p.attachments:
-            attachment_rows.append(
+            rows.attachments.append(
                 {
                     "id": uuid.uuid4(),
                     "email_id": email_id,
@@ -171,27 +188,25 @@ def _rows(
                     "skip_reason": a.skip_reason,
                 }
             )
-    return email_rows, attachment_rows
+    return rows
 
 
-def _insert_one_by_one(
-    session: Session,
-    email_rows: list[dict[str, object]],
-    attachment_rows: list[dict[str, object]],
-) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
-    kept_emails = []
-    for row in email_rows:
+def _insert_one_by_one(session: Session, rows: _Rows) -> _Rows:
+    """The rows that are still new, inserted; the others (stored meanwhile) left out."""
+    kept_ids = set()
+    for row in rows.emails:
         try:
             with session.begin_nested():
                 session.execute(insert(Email.__table__), [row])
-            kept_emails.append(row)
+            kept_ids.add(row["id"])
         except IntegrityError:
             continue
-    kept_ids = {row["id"] for row in kept_emails}
-    kept_attachments = [row for row in attachment_rows if row["email_id"] in kept_ids]
-    if kept_attachments:
-        session.execute(insert(Attachment.__table__), kept_attachments)
-    return kept_emails, kept_attachments
+    kept = rows.only(kept_ids)
+    if kept.bodies:
+        session.execute(insert(EmailBody.__table__), kept.bodies)
+    if kept.attachments:
+        session.execute(insert(Attachment.__table__), kept.attachments)
+    return kept
 
 
 def _move_mark(session: Session, mailbox_id: uuid.UUID, mark: HighWaterMark) -> None:

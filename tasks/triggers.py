@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from models import Email, Mailbox, ProcessStart
+from models import Email, EmailBody, Mailbox, ProcessStart
 from models.base import utcnow
 from models.emails import Direction
 from tasks.batches import batched
@@ -54,7 +54,7 @@ def claim_starts(
                 Mailbox.address,
                 Email.auto_kind,
                 Email.subject,
-                Email.body_text,
+                EmailBody.text.label("body_text"),
                 Email.from_address,
                 Email.from_name,
                 Email.sent_at,
@@ -62,6 +62,7 @@ def claim_starts(
                 Email.created_at,
             )
             .join(Mailbox, Mailbox.id == Email.mailbox_id)
+            .outerjoin(EmailBody, EmailBody.email_id == Email.id)
             .where(Email.id.in_(chunk), Email.direction == Direction.incoming)
         ).all()
         started = set(

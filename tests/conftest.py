@@ -65,17 +65,15 @@ def inboxflow_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database(
+def empty_database(
     request: pytest.FixtureRequest, inboxflow_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    """A fresh, migrated database; yields its URL (also set as INBOXFLOW_DATABASE_URL)."""
-    from models import init_db
+    """A fresh database without any schema; yields its URL (also INBOXFLOW_DATABASE_URL)."""
     from models.db import _engine_for
 
     if request.param == "sqlite":
         url = f"sqlite:///{inboxflow_home / 'test.db'}"
         monkeypatch.setenv("INBOXFLOW_DATABASE_URL", url)
-        init_db()
         yield url
         _engine_for(url).dispose()
         return
@@ -85,12 +83,20 @@ def database(
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     monkeypatch.setenv("INBOXFLOW_DATABASE_URL", url)
     try:
-        init_db()
         yield url
     finally:
         _engine_for(url).dispose()
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def database(empty_database: str) -> str:
+    """A fresh, migrated database; its URL (also set as INBOXFLOW_DATABASE_URL)."""
+    from models import init_db
+
+    init_db()
+    return empty_database
 
 
 def _postgres_admin() -> psycopg.Connection:

@@ -59,7 +59,7 @@ def inboxflow(project: ProjectCopy, server: PrefectServer, *args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("empty_database", ["postgresql"], indirect=True)
 def test_a_new_process_file_becomes_a_tagged_deployment_and_runs_on_a_worker(
     database: str,
     processes: Path,

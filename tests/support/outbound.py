@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from sqlmodel import Session
 
 from models import (
@@ -106,7 +107,8 @@ def run_outbox(**parameters: Any) -> tuple[Any, list[dict[str, Any]]]:
 
 def email_row(email_id: uuid.UUID) -> Email:
     with Session(get_engine()) as session:
-        email = session.get(Email, email_id)
+        # With its body: the caller reads it after the session has closed.
+        email = session.get(Email, email_id, options=[selectinload(Email.body)])
         assert email is not None
         return email
 
