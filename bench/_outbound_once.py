@@ -90,6 +90,8 @@ def send() -> dict[str, object]:
     reports = state.result(raise_on_failure=False)
     if not state.is_completed():
         raise SystemExit(f"sending failed: {reports}")
+    if not reports:  # the warm-up run: nothing queued
+        return {"sent": 0, "seconds": seconds}
     report = reports[0]
     return {
         "sent": report["sent"],
