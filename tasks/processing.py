@@ -200,7 +200,7 @@ def process_emails(
     stored = find_by_message_id(session, wanted, CONNECTION_FIELDS) | batch_nodes
     report = ProcessingReport(emails=len(work))
     in_batch: dict[uuid.UUID, ThreadNode] = {}
-    merges: list[tuple[uuid.UUID, uuid.UUID]] = []  # (old thread id, new thread id)
+    merges: list[_Merge] = []
     for w, party, bound, parents in zip(work, parties, bindings, candidates, strict=True):
         row, new = w.row, dict(w.row)
         if party is not None:
@@ -226,11 +226,22 @@ def process_emails(
         in_batch[w.id] = ThreadNode(w.id, row["mailbox_id"], new["thread_id"], _links(new))
         if row["is_new"] and new["thread_id"] != w.id:
             # Replies processed before this email pointed at it as their thread: redirect them.
-            merges.append((w.id, new["thread_id"]))
+            merges.append(_Merge(w.id, new["thread_id"], _links(new)))
         _count(report, row, new)
     merges.extend(_adopt_early_replies(session, work))
-    report.changed = _write(session, work, merges)
+    # Before the merges move them: the old threads' emails are found by their old thread id.
+    inherited = _inherit_links(session, merges, {w.id for w in work})
+    report.changed = _write(session, work, merges) + inherited
     return report
+
+
+@dataclass(frozen=True)
+class _Merge:
+    """A thread processed before its parent arrived joins the parent's thread and links."""
+
+    old_thread: uuid.UUID
+    new_thread: uuid.UUID
+    links: dict[str, Any]
 
 
 def _load(session: Session, email_ids: Sequence[uuid.UUID], with_body: bool) -> list[_Work]:
@@ -287,15 +298,48 @@ def _texts(row: Mapping[str, Any]) -> dict[str, str]:
     return texts
 
 
-def _adopt_early_replies(session: Session, work: list[_Work]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+def _adopt_early_replies(session: Session, work: list[_Work]) -> list[_Merge]:
     """Replies stored and processed before the email they answer join its thread now."""
-    threads = {w.row["message_id"]: w.new["thread_id"] for w in work}
+    parents = {w.row["message_id"]: w for w in work}
     batch = {w.id for w in work}
     return [
-        (reply_id, threads[parent])
-        for reply_id, parent in early_replies(session, threads, batch)
-        if threads[parent] != reply_id
+        _Merge(reply_id, parents[parent].new["thread_id"], _links(parents[parent].new))
+        for reply_id, parent in early_replies(session, parents, batch)
+        if parents[parent].new["thread_id"] != reply_id
     ]
+
+
+def _inherit_links(session: Session, merges: Sequence[_Merge], batch: set[uuid.UUID]) -> int:
+    """The emails of the threads that merge take their new parent's links where they have
+    none, and need processing no more when that binds them well enough. Returns how many
+    changed (the batch's own emails are not among them: they were processed above)."""
+    links_by_thread = {m.old_thread: m.links for m in merges if any(m.links.values())}
+    if not links_by_thread:
+        return 0
+    names = ("contact_id", "account_id", *CONNECTION_FIELDS, "bound_by_rule", "needs_processing")
+    columns = [EMAIL.c.id, EMAIL.c.thread_id, EMAIL.c.linked_by_user, *(EMAIL.c[n] for n in names)]
+    connection = session.connection()
+    changes: list[dict[str, Any]] = []
+    threads = list(links_by_thread)
+    for start in range(0, len(threads), CHUNK):
+        query = select(*columns).where(EMAIL.c.thread_id.in_(threads[start : start + CHUNK]))
+        for row in connection.execute(query).mappings():
+            if row["id"] in batch:
+                continue
+            links = links_by_thread[row["thread_id"]]
+            new = {name: row[name] or links.get(name) for name in CONNECTION_FIELDS}
+            if all(new[name] == row[name] for name in CONNECTION_FIELDS):
+                continue
+            new["needs_processing"] = row["needs_processing"] and needs_processing(
+                {**row, **new}, _json_list(row["linked_by_user"]), row["bound_by_rule"]
+            )
+            changes.append({"b_id": row["id"], **{f"b_{n}": v for n, v in new.items()}})
+    if changes:
+        values = {name: bindparam(f"b_{name}") for name in (*CONNECTION_FIELDS, "needs_processing")}
+        connection.execute(
+            update(EMAIL).where(EMAIL.c.id == bindparam("b_id")).values(values), changes
+        )
+    return len(changes)
 
 
 def _count(report: ProcessingReport, row: Mapping[str, Any], new: Mapping[str, Any]) -> None:
@@ -306,7 +350,7 @@ def _count(report: ProcessingReport, row: Mapping[str, Any], new: Mapping[str, A
     report.need_processing += bool(new["needs_processing"])
 
 
-def _write(session: Session, work: list[_Work], merges: list[tuple[uuid.UUID, uuid.UUID]]) -> int:
+def _write(session: Session, work: list[_Work], merges: list[_Merge]) -> int:
     """Write what changed; returns how many emails changed.
 
     Rows are grouped by the set of columns that changed, one executemany per group:
@@ -337,6 +381,6 @@ def _write(session: Session, work: list[_Work], merges: list[tuple[uuid.UUID, uu
             update(EMAIL)
             .where(EMAIL.c.thread_id == bindparam("b_old"))
             .values(thread_id=bindparam("b_new")),
-            [{"b_old": old, "b_new": new} for old, new in merges],
+            [{"b_old": m.old_thread, "b_new": m.new_thread} for m in merges],
         )
     return sum(len(rows) for rows in groups.values())

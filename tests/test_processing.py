@@ -412,6 +412,31 @@ def test_a_reply_stored_before_its_parent_joins_the_thread_when_the_parent_arriv
     assert get(reply).thread_id == parent
 
 
+def test_a_reply_stored_before_its_parent_inherits_the_parents_links_when_it_arrives(
+    crm: Crm, mailbox: MailboxRef
+) -> None:
+    (reply,) = store(
+        mailbox, message(subject="Re: late", message_id="<r1@x>", in_reply_to="<late-inv@x>")
+    )
+    (reply_to_reply,) = store(
+        mailbox,
+        message(
+            subject="Re: Re: late", in_reply_to="<r1@x>", references=["<late-inv@x>", "<r1@x>"]
+        ),
+    )
+    process()
+    assert get(reply).invoice_id is None and get(reply).needs_processing
+    (parent,) = store(mailbox, message(subject="About Inv-53", message_id="<late-inv@x>"))
+
+    process()
+
+    assert get(parent).invoice_id == crm.inv53
+    for early in (reply, reply_to_reply):
+        # Mary is a known contact: with an invoice inherited, nobody has to look at it.
+        assert (get(early).thread_id, get(early).invoice_id) == (parent, crm.inv53)
+        assert not get(early).needs_processing
+
+
 # 4. auto-replies and bounces -------------------------------------------------------------------
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
