@@ -116,6 +116,14 @@ def provider_add(
         AuthKind,
         typer.Option(help="basic: a password; oauth2: an access token (XOAUTH2) as the secret."),
     ] = AuthKind.basic,
+    files_sent_mail: Annotated[
+        bool,
+        typer.Option(
+            "--files-sent-mail",
+            help="Its SMTP server files sent mail in Sent itself (Gmail, Outlook.com): "
+            "inboxflow appends no copy of its own.",
+        ),
+    ] = False,
 ) -> None:
     """Register an email provider."""
     with reported_errors(), _session() as session:
@@ -130,6 +138,7 @@ def provider_add(
             login_format,
             domain or [],
             auth,
+            files_sent_mail,
         )
     out.print(f"provider {name} added")
 

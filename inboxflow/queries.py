@@ -48,6 +48,7 @@ def list_providers(session: Session) -> list[dict[str, object]]:
             "smtp_timeout": p.smtp_timeout,
             "login_format": str(p.login_format),
             "auth": str(p.auth),
+            "files_sent_mail": p.files_sent_mail,
             "domains": domains.get(p.id, []),
         }
         for p in providers

@@ -39,6 +39,9 @@ class EmailProvider(SQLModel, table=True):
     smtp_port: int = 465
     smtp_security: Security = Field(default=Security.ssl, sa_type=String)
     smtp_timeout: int = 40
+    # Its SMTP server files what it sends in the Sent folder itself (Gmail, Outlook.com):
+    # inboxflow then appends no copy of its own, which would be a second one.
+    files_sent_mail: bool = False
     login_format: LoginFormat = Field(default=LoginFormat.email, sa_type=String)
     auth: AuthKind = Field(default=AuthKind.basic, sa_type=String)
     oauth_client_id: str | None = None

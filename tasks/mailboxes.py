@@ -81,6 +81,7 @@ def add_provider(
     login_format: LoginFormat,
     domains: list[str],
     auth: AuthKind = AuthKind.basic,
+    files_sent_mail: bool = False,
 ) -> EmailProvider:
     if session.scalar(select(EmailProvider).where(EmailProvider.name == name)):
         raise ConfigError(f"provider {name!r} exists already")
@@ -97,6 +98,7 @@ def add_provider(
         smtp_timeout=smtp_timeout,
         login_format=login_format,
         auth=auth,
+        files_sent_mail=files_sent_mail,
     )
     for domain in domains:
         domain = domain.lower().lstrip("@")

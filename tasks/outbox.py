@@ -647,6 +647,20 @@ def record_sent_copies(
         )
 
 
+def record_filed_by_provider(
+    connection: Connection, email_ids: Sequence[uuid.UUID], now: datetime
+) -> None:
+    """No copy to make: the provider's SMTP server filed these in Sent itself."""
+    if not email_ids:
+        return
+    with connection.begin():
+        connection.execute(
+            update(ENTRY)
+            .where(ENTRY.c.email_id.in_(list(email_ids)))
+            .values(sent_copy_pending=False, sent_copy_at=now, sent_copy_error=None)
+        )
+
+
 def record_sent_copy_error(
     connection: Connection, email_ids: Sequence[uuid.UUID], error: str
 ) -> None:

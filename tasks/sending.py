@@ -52,6 +52,7 @@ from tasks.outbox import (
     pending_sent_copies,
     record_done,
     record_failure,
+    record_filed_by_provider,
     record_sent_copies,
     record_sent_copy_error,
     settle_interrupted,
@@ -90,6 +91,8 @@ class SenderJob:
     imap_port: int
     imap_security: str
     sending_enabled: bool = True
+    # The provider files sent mail in Sent itself: no copy of ours (see EmailProvider).
+    files_sent_mail: bool = False
 
     def smtp_settings(self) -> SmtpSettings:
         return SmtpSettings(
@@ -183,6 +186,7 @@ def load_senders(address: str | None, email_ids: list[uuid.UUID] | None) -> list
             imap_port=provider.imap_port,
             imap_security=str(provider.imap_security),
             sending_enabled=mailbox.sending_enabled,
+            files_sent_mail=provider.files_sent_mail,
         )
         for mailbox, provider in rows
     ]
@@ -506,7 +510,10 @@ class SentCopier:
 
     def _copy(self, items: list[CopyItem], look_first: bool) -> None:
         ids = [item.email_id for item in items]
-        if self._broken is None:
+        if self.job.files_sent_mail:
+            with get_engine().connect() as connection:
+                record_filed_by_provider(connection, ids, utcnow())
+        elif self._broken is None:
             try:
                 self._append(items, look_first)
             except Exception as exc:  # a copy problem must never fail an email that was sent

@@ -47,6 +47,17 @@ def test_provider_add_and_list_as_json(database):
     assert provider["smtp"] == "smtp.acme.example:587"
     assert provider["smtp_timeout"] == 40
     assert provider["domains"] == ["acme.example", "acme.test"]
+    assert provider["files_sent_mail"] is False
+
+
+def test_provider_that_files_sent_mail_itself(database):
+    result = invoke(
+        "provider", "add", "gmail", "--imap", "imap.gmail.com:993", "--smtp",
+        "smtp.gmail.com:465", "--files-sent-mail", "--domain", "gmail.com",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (provider,) = json.loads(invoke("provider", "list", "--json").stdout)
+    assert provider["files_sent_mail"] is True
 
 
 @pytest.mark.parametrize(

@@ -550,3 +550,25 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_provider_that_files_sent_mail_itself_gets_no_second_copy(
+    database, dovecot, smtp, monkeypatch
+):
+    # Gmail and Outlook.com put what goes through their SMTP into Sent themselves.
+    sender = add_sending_mailbox(dovecot, smtp, monkeypatch, files_sent_mail=True)
+    with session_scope() as session:
+        invoice = Invoice(number="Inv-53")
+        session.add(invoice)
+        session.flush()
+        invoice_id = invoice.id
+    email_id = queue(sender, to=["x@customer.example"], subject="Your Inv-53", body_text="Hi")
+
+    state, reports = run_outbox()
+
+    assert state.is_completed() and len(smtp.messages()) == 1
+    assert sent_folder_messages(dovecot, sender) == []
+    assert reports[0]["sent_copies"] == 0
+    entry = outbox_row(email_id)
+    assert not entry.sent_copy_pending and entry.sent_copy_error is None
+    assert email_row(email_id).invoice_id == invoice_id  # the binding rules still run

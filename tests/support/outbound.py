@@ -50,6 +50,7 @@ def add_sending_mailbox(
     signature_html: str = "",
     owner: str = "alice",
     smtp_port: int | None = None,
+    files_sent_mail: bool = False,
 ) -> SendingMailbox:
     tag = uuid.uuid4().hex[:10]
     address, password = f"sales-{tag}@northwind.example", f"pw-{tag}"
@@ -69,6 +70,7 @@ def add_sending_mailbox(
             10,
             LoginFormat.email,
             [],
+            files_sent_mail=files_sent_mail,
         )
         mailbox = add_mailbox(
             session,
