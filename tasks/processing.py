@@ -230,7 +230,9 @@ def process_emails(
         _count(report, row, new)
     merges.extend(_adopt_early_replies(session, work))
     # Before the merges move them: the old threads' emails are found by their old thread id.
-    inherited = _inherit_links(session, merges, {w.id for w in work})
+    inherited = fill_thread_links(
+        session, {m.old_thread: m.links for m in merges}, {w.id for w in work}
+    )
     report.changed = _write(session, work, merges) + inherited
     return report
 
@@ -309,11 +311,15 @@ def _adopt_early_replies(session: Session, work: list[_Work]) -> list[_Merge]:
     ]
 
 
-def _inherit_links(session: Session, merges: Sequence[_Merge], batch: set[uuid.UUID]) -> int:
-    """The emails of the threads that merge take their new parent's links where they have
-    none, and need processing no more when that binds them well enough. Returns how many
-    changed (the batch's own emails are not among them: they were processed above)."""
-    links_by_thread = {m.old_thread: m.links for m in merges if any(m.links.values())}
+def fill_thread_links(
+    session: Session,
+    links_by_thread: Mapping[uuid.UUID, Mapping[str, Any]],
+    exclude: Collection[uuid.UUID] = (),
+) -> int:
+    """The emails of these threads take these links where they have none (SPEC 4.6: a
+    thread shares its connection fields), and need processing no more when that binds
+    them well enough. Returns how many emails changed; those in ``exclude`` are left out."""
+    links_by_thread = {t: links for t, links in links_by_thread.items() if any(links.values())}
     if not links_by_thread:
         return 0
     names = ("contact_id", "account_id", *CONNECTION_FIELDS, "bound_by_rule", "needs_processing")
@@ -324,7 +330,7 @@ def _inherit_links(session: Session, merges: Sequence[_Merge], batch: set[uuid.U
     for start in range(0, len(threads), CHUNK):
         query = select(*columns).where(EMAIL.c.thread_id.in_(threads[start : start + CHUNK]))
         for row in connection.execute(query).mappings():
-            if row["id"] in batch:
+            if row["id"] in exclude:
                 continue
             links = links_by_thread[row["thread_id"]]
             new = {name: row[name] or links.get(name) for name in CONNECTION_FIELDS}

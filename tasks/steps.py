@@ -27,7 +27,7 @@ from models.records import LINKED_TYPES, RECORD_TYPES
 from tasks.errors import InboxflowError
 from tasks.outbox import OutgoingEmail, queue_email
 from tasks.process_spec import EXPRESSIONS, Process, ProcessError, Step, condition_template
-from tasks.processing import CONNECTION_FIELDS
+from tasks.processing import CONNECTION_FIELDS, fill_thread_links
 from tasks.records import (
     LINKABLE,
     account_by_domain,
@@ -297,8 +297,16 @@ def record_create(run: ProcessRun, inputs: dict[str, Any]) -> StepOutcome:
     # Linked as a process links: automatic, so "needs processing" follows SPEC 4.5.
     setattr(run.email, column, record.id)
     refresh_needs_processing(run.email)
+    _share_with_thread(run, {column: record.id})
     label = record_label(record_type, record)
     return StepOutcome("", f"created {label}", record_output(record_type, record, True))
+
+
+def _share_with_thread(run: ProcessRun, links: dict[str, Any]) -> None:
+    """The other emails of the thread that have no such link get it (a reply answered
+    before the case was registered shows the case too)."""
+    if run.email.thread_id is not None:
+        fill_thread_links(run.session, {run.email.thread_id: links}, {run.email.id})
 
 
 def _thread_link(run: ProcessRun, column: str) -> uuid.UUID | None:
@@ -357,7 +365,7 @@ def record_find(run: ProcessRun, inputs: dict[str, Any]) -> StepOutcome:
 
 
 def email_link(run: ProcessRun, inputs: dict[str, Any]) -> StepOutcome:
-    linked = []
+    linked, columns = [], []
     for option, value in inputs.items():
         key = record_id(value, option)
         if key is None:
@@ -366,10 +374,12 @@ def email_link(run: ProcessRun, inputs: dict[str, Any]) -> StepOutcome:
         record = _existing(run.session, record_type, key, option)
         setattr(run.email, column, record.id)
         linked.append(record_label(record_type, record))
+        columns.append(column)
         if record_type == "Contact" and run.email.account_id is None and record.account_id:
             run.email.account_id = record.account_id
     refresh_needs_processing(run.email)
     run.session.flush()
+    _share_with_thread(run, {c: getattr(run.email, c) for c in columns if c in CONNECTION_FIELDS})
     summary = "linked the email to " + ", ".join(linked) if linked else "nothing to link"
     output = {"linked": linked, "needs_processing": run.email.needs_processing}
     return StepOutcome("", summary, output)

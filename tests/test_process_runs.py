@@ -173,6 +173,26 @@ def test_register_case_then_a_reply_in_the_thread_keeps_one_case(
     assert outgoing(reply_id) == []  # no second confirmation for the thread
 
 
+def test_a_case_registered_on_an_email_is_shared_with_the_rest_of_its_thread(
+    processes: Path, mailbox: MailboxRef
+) -> None:
+    request, answer = store(
+        mailbox,
+        message("Problem: the grinder AG-9 sparks", message_id="<req-2@adventure.example>"),
+        message(
+            "Re: Problem: the grinder AG-9 sparks",
+            sender="Northwind Sales <sales@northwind.example>",
+            in_reply_to="<req-2@adventure.example>",
+        ),
+    )
+
+    process()  # threads the two; the trigger registers the case on the request
+
+    case_id = get(request).case_id
+    assert case_id is not None
+    assert get(answer).thread_id == request and get(answer).case_id == case_id
+
+
 # 5. automatic starts ----------------------------------------------------------------------
 
 
