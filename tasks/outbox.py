@@ -651,26 +651,24 @@ def record_filed_by_provider(
     connection: Connection, email_ids: Sequence[uuid.UUID], now: datetime
 ) -> None:
     """No copy to make: the provider's SMTP server filed these in Sent itself."""
-    if not email_ids:
-        return
-    with connection.begin():
-        connection.execute(
-            update(ENTRY)
-            .where(ENTRY.c.email_id.in_(list(email_ids)))
-            .values(sent_copy_pending=False, sent_copy_at=now, sent_copy_error=None)
-        )
+    _set_entries(
+        connection, email_ids, sent_copy_pending=False, sent_copy_at=now, sent_copy_error=None
+    )
 
 
 def record_sent_copy_error(
     connection: Connection, email_ids: Sequence[uuid.UUID], error: str
 ) -> None:
     """The copies could not be appended; they stay pending and the next run tries again."""
-    if not email_ids:
-        return
-    with connection.begin():
-        connection.execute(
-            update(ENTRY).where(ENTRY.c.email_id.in_(list(email_ids))).values(sent_copy_error=error)
-        )
+    _set_entries(connection, email_ids, sent_copy_error=error)
+
+
+def _set_entries(connection: Connection, email_ids: Sequence[uuid.UUID], **values: Any) -> None:
+    if email_ids:
+        with connection.begin():
+            connection.execute(
+                update(ENTRY).where(ENTRY.c.email_id.in_(list(email_ids))).values(**values)
+            )
 
 
 # What a person does -----------------------------------------------------------------------

@@ -466,13 +466,17 @@ def test_cli_send_queues_prints_the_id_and_outbox_send_delivers(
     assert [a.get_filename() for a in message.iter_attachments()] == ["terms.txt"]
 
 
-def test_outgoing_emails_run_through_the_binding_rules(database, dovecot, smtp, monkeypatch):
-    sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
+def add_invoice(number: str) -> uuid.UUID:
     with session_scope() as session:
-        invoice = Invoice(number="Inv-53")
+        invoice = Invoice(number=number)
         session.add(invoice)
         session.flush()
-        invoice_id = invoice.id
+        return invoice.id
+
+
+def test_outgoing_emails_run_through_the_binding_rules(database, dovecot, smtp, monkeypatch):
+    sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
+    invoice_id = add_invoice("Inv-53")
     email_id = queue(sender, to=["x@customer.example"], subject="Your Inv-53", body_text="Hi")
 
     run_outbox()
@@ -557,11 +561,7 @@ def test_a_provider_that_files_sent_mail_itself_gets_no_second_copy(
 ):
     # Gmail and Outlook.com put what goes through their SMTP into Sent themselves.
     sender = add_sending_mailbox(dovecot, smtp, monkeypatch, files_sent_mail=True)
-    with session_scope() as session:
-        invoice = Invoice(number="Inv-53")
-        session.add(invoice)
-        session.flush()
-        invoice_id = invoice.id
+    invoice_id = add_invoice("Inv-53")
     email_id = queue(sender, to=["x@customer.example"], subject="Your Inv-53", body_text="Hi")
 
     state, reports = run_outbox()
