@@ -10,9 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
+
+if TYPE_CHECKING:  # alembic loads only when a database is migrated
+    from alembic.config import Config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -81,20 +85,31 @@ def init_db() -> None:
     url = database_url()
     if url in _migrated:
         return
-    from alembic import command
-    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Independent features may add migration branches off the same parent: upgrade to all heads.
-    heads = set(ScriptDirectory.from_config(config).get_heads())
-    engine = get_engine()
-    with engine.connect() as connection:
+    heads = set(ScriptDirectory.from_config(_migration_config()).get_heads())
+    with get_engine().connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
     if current != heads:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "heads")
+        upgrade_schema("heads")
     _migrated.add(url)
+
+
+def upgrade_schema(revision: str) -> None:
+    """Run the migrations up to a revision ("heads": the newest of every branch)."""
+    from alembic import command
+
+    config = _migration_config()
+    with get_engine().begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def _migration_config() -> "Config":
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config

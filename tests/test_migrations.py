@@ -5,21 +5,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlmodel import Session, select
 
 from models import Attachment, Email, get_engine, init_db
-from models.db import MIGRATIONS_DIR
+from models.db import upgrade_schema
 from models.outbox import OutboxEntry
-
-
-def upgrade_to(revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with get_engine().begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
 
 
 def insert(connection: sa.Connection, table: str, **given: Any) -> Any:
@@ -51,7 +41,7 @@ def _plain_value(column_type: sa.types.TypeEngine) -> Any:
 
 
 def test_email_bodies_move_to_their_own_table_with_nothing_lost(empty_database: str) -> None:
-    upgrade_to("0004")
+    upgrade_schema("0004")
     email_id = uuid.uuid4()
     with get_engine().begin() as connection:
         provider = insert(connection, "email_provider", id=uuid.uuid4(), name="p")
