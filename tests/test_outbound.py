@@ -275,6 +275,19 @@ def test_partly_refused_recipients_are_recorded_on_a_sent_email(
     assert outbox_row(email_id).refused == {"gone@customer.example": "550 5.1.1 no such user"}
 
 
+def test_lines_starting_with_a_dot_arrive_whole(database, dovecot, smtp, monkeypatch):
+    sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
+    # A lone "." ends DATA: unstuffed, the server would cut the message there.
+    body = "Agenda:\n.\n.hidden file\n..two dots\nend\n"
+    email_id = queue(sender, to=["r@customer.example"], subject="dots", body_text=body)
+
+    run_outbox()
+
+    (message,) = smtp.messages()
+    assert message.data == file_store().get(email_row(email_id).raw_key)
+    assert parse(message.data).get_content() == body
+
+
 @pytest.mark.parametrize(
     "fields",
     [
