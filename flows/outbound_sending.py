@@ -51,6 +51,7 @@ def publish_summary(reports: list[SendReport]) -> None:
             "failed": r.failed,
             "awaiting a person": r.unconfirmed,
             "found in Sent after a crash": r.found_in_sent,
+            "taken by the server before a crash": r.delivered_before_crash,
             "Sent copies": r.sent_copies,
             "problem": r.error or r.skipped or r.sent_copy_error or "",
         }

@@ -276,6 +276,7 @@ def _print_report(report: dict[str, Any]) -> None:
         ("failed", "failed"),
         ("unconfirmed", "interrupted, awaiting a person (`inboxflow outbox resolve`)"),
         ("found_in_sent", "interrupted but found in Sent"),
+        ("delivered_before_crash", "taken by the server before an interruption, now recorded"),
     ):
         if report[key]:
             parts.append(f"{report[key]} {label}")

@@ -4,11 +4,15 @@ The Email row holds the message (addresses, subject, bodies, ``send_status``,
 ``send_error``) and its exact bytes in the file store (``raw_key``); the
 OutboxEntry beside it holds the sender's state machine and bookkeeping:
 
-    queued ──claim──> sending ──server said 250──> completed
+    queued ──claim (per batch)──> sending ──server said 250──> completed
        ^                 │
        │  4xx, refused,  ├──5xx, or attempts used up──> error
        └──  timeout  ────┤
                          └──process died / connection broke after DATA──> unconfirmed
+
+After a crash, the hand-over journal (tasks/handover.py) tells which emails in
+``sending`` the server took (completed), which never left (queued again) and
+which were caught in between (Sent folder lookup, else unconfirmed).
 
 ``unconfirmed`` (shown as ``error`` on the Email) means the server may have the
 message: it is never sent again until a person says so (`inboxflow outbox resolve`).

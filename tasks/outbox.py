@@ -64,6 +64,7 @@ from tasks.errors import (
     SmtpUncertainError,
 )
 from tasks.filestore import FileStore
+from tasks.handover import Delivered
 from tasks.templates import SourceRef, find_template, parse_source, render_template
 
 # What a user sees when sending failed; the cause stays on the row and in the log.
@@ -348,15 +349,6 @@ class SendItem:
 
 
 @dataclass(frozen=True)
-class Done:
-    """An email the server took, waiting to be recorded with the next claim."""
-
-    email_id: uuid.UUID
-    reply: str
-    refused: dict[str, str]
-
-
-@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     delay_seconds: int = DEFAULT_RETRY_DELAY
@@ -402,78 +394,80 @@ def due_items(
         query = query.where(ENTRY.c.email_id.in_(list(email_ids)))
     if limit is not None:
         query = query.limit(limit)
-    with connection.begin():  # a short read; the claims that follow commit on their own
+    with connection.begin():  # a short read; the claim that follows commits on its own
         return [SendItem(*row) for row in connection.execute(query)]
 
 
-# The hot path runs these once per email: built once, so SQLAlchemy only looks up
-# their compiled form (building a statement per call cost more than the commit).
-_CLAIM_ENTRY = (
-    update(ENTRY)
-    .where(ENTRY.c.email_id == bindparam("b_id"), ENTRY.c.state == OutboxState.queued)
-    .values(
-        state=OutboxState.sending,
-        attempts=ENTRY.c.attempts + 1,
-        last_attempt_at=bindparam("b_now"),
-    )
-)
-_CLAIM_EMAIL = (
-    update(EMAIL).where(EMAIL.c.id == bindparam("b_id")).values(send_status=SendStatus.sending)
-)
-_DONE_ENTRY = (
-    update(ENTRY)
-    .where(ENTRY.c.email_id == bindparam("b_id"), ENTRY.c.state == OutboxState.sending)
-    .values(
-        state=OutboxState.completed,
-        smtp_reply=bindparam("b_reply"),
-        refused=bindparam("b_refused"),
-        completed_at=bindparam("b_now"),
-        next_attempt_at=None,
-        sent_copy_pending=True,
-    )
-)
-_DONE_EMAIL = (
-    update(EMAIL)
-    .where(EMAIL.c.id == bindparam("b_id"))
-    .values(
-        send_status=SendStatus.completed,
-        send_error=bindparam("b_note"),
-        sent_at=bindparam("b_now"),
-    )
-)
+def claim_batch(connection: Connection, items: Sequence[SendItem], now: datetime) -> list[SendItem]:
+    """Mark due emails "sending" in one commit; returns those claimed (still queued until now).
 
-
-def claim(connection: Connection, item: SendItem, done: Done | None, now: datetime) -> bool:
-    """Record the previous email as sent and mark this one "sending", in one commit.
-
-    One commit per email instead of two; the order of events is the same: an email
-    is "sending" on disk before its DATA leaves, "completed" right after the 250.
-    False when another hand moved the email meanwhile (it is then left alone).
+    Call under the mailbox's sender lock, after the hand-over journal has them as claimed.
     """
+    if not items:
+        return []
+    ids = [item.email_id for item in items]
     with connection.begin():
-        if done is not None:
-            _record_done(connection, done, now)
-        claimed = connection.execute(_CLAIM_ENTRY, {"b_id": item.email_id, "b_now": now}).rowcount
-        if claimed:
-            connection.execute(_CLAIM_EMAIL, {"b_id": item.email_id})
-    return bool(claimed)
+        connection.execute(
+            update(ENTRY)
+            .where(ENTRY.c.email_id.in_(ids), ENTRY.c.state == OutboxState.queued)
+            .values(state=OutboxState.sending, last_attempt_at=now)
+        )
+        claimed = set(
+            connection.scalars(
+                select(ENTRY.c.email_id).where(
+                    ENTRY.c.email_id.in_(ids), ENTRY.c.state == OutboxState.sending
+                )
+            )
+        )
+        connection.execute(
+            update(EMAIL).where(EMAIL.c.id.in_(claimed)).values(send_status=SendStatus.sending)
+        )
+    return [item for item in items if item.email_id in claimed]
 
 
-def record_done(connection: Connection, done: Done, now: datetime) -> None:
+def record_delivered(
+    connection: Connection,
+    delivered: Sequence[tuple[Delivered, int]],
+    now: datetime,
+    resolution: str | None = None,
+) -> None:
+    """The server took these (delivery, attempts incl. this one): "completed", in one commit."""
+    if not delivered:
+        return
+    entries = [
+        {"b_id": d.email_id, "b_reply": d.reply, "b_refused": d.refused, "b_attempts": attempts}
+        for d, attempts in delivered
+    ]
+    emails = [{"b_id": d.email_id, "b_note": _refusal_note(d.refused)} for d, _ in delivered]
     with connection.begin():
-        _record_done(connection, done, now)
+        connection.execute(
+            update(ENTRY)
+            .where(ENTRY.c.email_id == bindparam("b_id"), ENTRY.c.state == OutboxState.sending)
+            .values(
+                state=OutboxState.completed,
+                smtp_reply=bindparam("b_reply"),
+                refused=bindparam("b_refused"),
+                attempts=bindparam("b_attempts"),
+                resolution=resolution,
+                completed_at=now,
+                next_attempt_at=None,
+                sent_copy_pending=True,
+            ),
+            entries,
+        )
+        connection.execute(
+            update(EMAIL)
+            .where(EMAIL.c.id == bindparam("b_id"))
+            .values(send_status=SendStatus.completed, send_error=bindparam("b_note"), sent_at=now),
+            emails,
+        )
 
 
-def _record_done(connection: Connection, done: Done, now: datetime) -> None:
-    note = None
-    if done.refused:
-        refused = "; ".join(f"{address}: {reply}" for address, reply in done.refused.items())
-        note = f"sent, but the server refused some recipients: {refused}"
-    connection.execute(
-        _DONE_ENTRY,
-        {"b_id": done.email_id, "b_reply": done.reply, "b_refused": done.refused, "b_now": now},
-    )
-    connection.execute(_DONE_EMAIL, {"b_id": done.email_id, "b_note": note, "b_now": now})
+def _refusal_note(refused: dict[str, str]) -> str | None:
+    if not refused:
+        return None
+    listed = "; ".join(f"{address}: {reply}" for address, reply in refused.items())
+    return f"sent, but the server refused some recipients: {listed}"
 
 
 def record_failure(
@@ -549,7 +543,7 @@ def interrupted(connection: Connection, mailbox_id: uuid.UUID) -> list[SendItem]
     query = _send_items().where(
         ENTRY.c.mailbox_id == mailbox_id, ENTRY.c.state == OutboxState.sending
     )
-    with connection.begin():  # a short read; the claims that follow commit on their own
+    with connection.begin():  # a short read; the claim that follows commits on its own
         return [SendItem(*row) for row in connection.execute(query)]
 
 
@@ -568,6 +562,7 @@ def settle_interrupted(
                 .where(ENTRY.c.email_id == email_id, ENTRY.c.state == OutboxState.sending)
                 .values(
                     state=OutboxState.completed,
+                    attempts=ENTRY.c.attempts + 1,
                     completed_at=now,
                     resolution="found in the Sent folder after an interrupted run",
                     sent_copy_pending=False,
@@ -589,13 +584,29 @@ def settle_interrupted(
             connection.execute(
                 update(ENTRY)
                 .where(ENTRY.c.email_id == email_id, ENTRY.c.state == OutboxState.sending)
-                .values(state=OutboxState.unconfirmed)
+                .values(state=OutboxState.unconfirmed, attempts=ENTRY.c.attempts + 1)
             )
             connection.execute(
                 update(EMAIL)
                 .where(EMAIL.c.id == email_id)
                 .values(send_status=SendStatus.error, send_error=cause)
             )
+
+
+def release_never_sent(connection: Connection, email_ids: Sequence[uuid.UUID]) -> None:
+    """Claimed by a run that stopped before their DATA: queued again, no attempt counted."""
+    if not email_ids:
+        return
+    ids = list(email_ids)
+    with connection.begin():
+        connection.execute(
+            update(ENTRY)
+            .where(ENTRY.c.email_id.in_(ids), ENTRY.c.state == OutboxState.sending)
+            .values(state=OutboxState.queued)
+        )
+        connection.execute(
+            update(EMAIL).where(EMAIL.c.id.in_(ids)).values(send_status=SendStatus.queued)
+        )
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@
 Per mailbox, under a lock of its own (one sender per mailbox at a time, so an
 email in "sending" found under the lock belongs to a run that died):
 
-1. settle what a dead run left in "sending" (Sent folder lookup, else unconfirmed);
-2. send the due emails over one SMTP connection, each claimed ("sending") in a
-   committed transaction before its DATA and completed right after the 250;
-3. meanwhile, in a background thread, append the sent copies to the Sent folder
-   and run the outgoing emails through the binding rules — IMAP and SQL overlap
-   the SMTP round trips instead of adding to them.
+1. settle what a dead run left in "sending", from its hand-over journal (see
+   tasks/handover.py): delivered → completed, never handed over → queued again,
+   handed over without an answer → Sent folder lookup, else unconfirmed;
+2. send the due emails over one SMTP connection, a batch claimed ("sending") in
+   one commit, each email in the journal before its DATA and after its 250;
+3. meanwhile, in a background thread, record the delivered emails "completed" a
+   chunk at a time, append their copies to the Sent folder and run them through
+   the binding rules — IMAP and SQL overlap the SMTP round trips instead of
+   adding to them.
 """
 
 import time
@@ -18,13 +21,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from logging import Logger, LoggerAdapter
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientError
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from models import EmailProvider, Mailbox, get_engine
@@ -39,22 +44,29 @@ from tasks.errors import (
     SmtpTemporaryError,
 )
 from tasks.filestore import FileStore
+from tasks.handover import (
+    Delivered,
+    HandOverJournal,
+    clear_journal,
+    journal_path,
+    read_journal,
+)
 from tasks.imap import ImapSettings, connect
 from tasks.locking import mailbox_lock
 from tasks.outbox import (
     CopyItem,
-    Done,
     RetryPolicy,
     SendItem,
-    claim,
+    claim_batch,
     due_items,
     interrupted,
     pending_sent_copies,
-    record_done,
+    record_delivered,
     record_failure,
     record_filed_by_provider,
     record_sent_copies,
     record_sent_copy_error,
+    release_never_sent,
     settle_interrupted,
 )
 from tasks.sent_copy import append_copies, find_by_message_id, sent_folder, with_bcc
@@ -69,7 +81,6 @@ COPY_CHUNK = 100
 _SENDER_LOCK = uuid.UUID("6b1f3c52-5a0e-4c1e-9d0a-0f4b3c7e2a11")
 
 Log = Logger | LoggerAdapter[Logger]
-T = TypeVar("T")
 BindFn = Callable[[list[uuid.UUID]], None]
 
 
@@ -130,11 +141,12 @@ class SendReport:
     failed: int = 0
     unconfirmed: int = 0
     found_in_sent: int = 0
+    delivered_before_crash: int = 0
     sent_copies: int = 0
     sent_copy_error: str | None = None
     skipped: str | None = None
     error: str | None = None
-    # Wall time of the SMTP phase (first claim to last record), for the summary and benchmarks.
+    # Wall time of the SMTP phase (first claim to last reply), for the summary and benchmarks.
     sending_seconds: float = 0.0
 
     def count(self, states: dict[str, int]) -> None:
@@ -211,9 +223,11 @@ def send_mailbox(
         with sender_lock(job.mailbox_id, job.address):
             store = file_store()
             binder = OutgoingBinder(log) if bind else None
+            journal_file = journal_path(store.root, job.mailbox_id)
             with SentCopier(job, store, log, binder, report) as copier:
-                settle_dead_run(job, copier, log, report)
-                send_due(job, email_ids, policy, store, copier, report)
+                settle_dead_run(job, copier, journal_file, log, report)
+                with HandOverJournal(journal_file) as journal:
+                    send_due(job, email_ids, policy, store, copier, journal, report)
     except MailboxBusyError:
         report.skipped = "another run is sending from this mailbox"
         log.info("%s: skipped, another run is sending from it", job.address)
@@ -233,33 +247,79 @@ def sender_lock(mailbox_id: uuid.UUID, address: str) -> Iterator[None]:
         yield
 
 
-def settle_dead_run(job: SenderJob, copier: "SentCopier", log: Log, report: SendReport) -> None:
-    """Emails a dead run left in "sending": completed if the Sent folder has them, else
-    unconfirmed for a person; and Sent copies it did not make yet go to the copier."""
+def settle_dead_run(
+    job: SenderJob, copier: "SentCopier", journal_file: Path, log: Log, report: SendReport
+) -> None:
+    """Emails a dead run left in "sending", settled by what its journal says (see
+    tasks/handover.py) and the Sent folder; then the Sent copies still to be made."""
     with get_engine().connect() as connection:
         stuck = interrupted(connection, job.mailbox_id)
-        copies = pending_sent_copies(connection, job.mailbox_id)
     if stuck:
-        found, why = copier.look_up([item.message_id for item in stuck])
-        done = [item.email_id for item in stuck if item.message_id in found]
-        unknown = [item.email_id for item in stuck if item.message_id not in found]
+        journal = read_journal(journal_file)
+        delivered = [
+            (journal.delivered[item.email_id], item.attempts + 1)
+            for item in stuck
+            if item.email_id in journal.delivered
+        ]
+        unsent = [
+            item.email_id
+            for item in stuck
+            if item.email_id not in journal.delivered and journal.never_handed_over(item.email_id)
+        ]
+        uncertain = [
+            item
+            for item in stuck
+            if item.email_id not in journal.delivered
+            and not journal.never_handed_over(item.email_id)
+        ]
         with get_engine().connect() as connection:
-            settle_interrupted(connection, done, unknown, why, utcnow())
-        report.found_in_sent += len(done)
-        report.unconfirmed += len(unknown)
-        for email_id in unknown:
-            log.warning(
-                "%s: email %s was interrupted after its hand-over to the SMTP server (%s); "
-                "it is NOT sent again until a person resolves it",
+            record_delivered(connection, delivered, utcnow(), _DELIVERED_BEFORE_CRASH)
+            release_never_sent(connection, unsent)
+        report.delivered_before_crash += len(delivered)
+        if delivered or unsent:
+            log.info(
+                "%s: after an interrupted run, %d email(s) the server had taken recorded as "
+                "sent, %d never handed over queued again",
                 job.address,
-                email_id,
-                why,
+                len(delivered),
+                len(unsent),
             )
-        if done:
-            log.info("%s: %d interrupted email(s) found in Sent", job.address, len(done))
+        if uncertain:
+            settle_uncertain(job, uncertain, copier, log, report)
+    # Its every fact is in the database now.
+    clear_journal(journal_file)
+    with get_engine().connect() as connection:
+        copies = pending_sent_copies(connection, job.mailbox_id)
     if copies:
         # Copies from an earlier run may have been appended just before it died: look first.
         copier.submit(copies, look_first=True)
+
+
+_DELIVERED_BEFORE_CRASH = "the server took it before the sending run was interrupted"
+
+
+def settle_uncertain(
+    job: SenderJob, stuck: list[SendItem], copier: "SentCopier", log: Log, report: SendReport
+) -> None:
+    """Handed over with no answer recorded: completed if the Sent folder has them, else
+    unconfirmed for a person. Never sent again blindly."""
+    found, why = copier.look_up([item.message_id for item in stuck])
+    done = [item.email_id for item in stuck if item.message_id in found]
+    unknown = [item.email_id for item in stuck if item.message_id not in found]
+    with get_engine().connect() as connection:
+        settle_interrupted(connection, done, unknown, why, utcnow())
+    report.found_in_sent += len(done)
+    report.unconfirmed += len(unknown)
+    for email_id in unknown:
+        log.warning(
+            "%s: email %s was interrupted after its hand-over to the SMTP server (%s); "
+            "it is NOT sent again until a person resolves it",
+            job.address,
+            email_id,
+            why,
+        )
+    if done:
+        log.info("%s: %d interrupted email(s) found in Sent", job.address, len(done))
 
 
 def send_due(
@@ -268,6 +328,7 @@ def send_due(
     policy: RetryPolicy,
     store: FileStore,
     copier: "SentCopier",
+    journal: HandOverJournal,
     report: SendReport,
 ) -> None:
     """Send every due email of the mailbox over one SMTP connection, in batches."""
@@ -278,7 +339,8 @@ def send_due(
     started = time.perf_counter()
     with SmtpSession(job.smtp_settings()) as smtp:
         for start in range(0, len(due), BATCH_SIZE):
-            batch = send_batch(job, due[start : start + BATCH_SIZE], smtp, policy, store, copier)
+            chunk = due[start : start + BATCH_SIZE]
+            batch = send_batch(job, chunk, smtp, policy, store, copier, journal)
             for name in ("sent", "retrying", "failed", "unconfirmed"):
                 setattr(report, name, getattr(report, name) + getattr(batch, name))
             if batch.error:
@@ -309,93 +371,75 @@ def send_batch(
     policy: RetryPolicy,
     store: FileStore,
     copier: "SentCopier",
+    journal: HandOverJournal,
 ) -> BatchResult:
-    """Claim, send and record each email of the batch; hand the sent ones to the copier.
+    """Claim the batch, send each email, hand what the server took to the copier.
 
-    Per email: the claim commits (with the previous email's "completed") while MAIL
-    and RCPT go over the wire; DATA waits until the claim is on disk.
+    Per email, the journal has it on disk before its DATA (flushed while MAIL and
+    RCPT go over the wire) and the server's answer right after; the database
+    records "completed" a chunk at a time, in the copier's thread.
     """
     log = get_run_logger()
     result = BatchResult()
-    sent: list[SendItem] = []
-    done: Done | None = None
-    with Ledger() as ledger:
-        items = ledger.call(due_items, job.mailbox_id, utcnow(), email_ids).result()
+    with get_engine().connect() as connection:
+        due = due_items(connection, job.mailbox_id, utcnow(), email_ids)
+        journal.claimed([item.email_id for item in due])
+        items = claim_batch(connection, due, utcnow())
+    delivered: list[tuple[Delivered, SendItem]] = []
+    try:
         for index, item in enumerate(items):
-            claim_future = ledger.call(claim, item, done, utcnow())
-            done = None
             try:
                 raw = _raw(store, item)
+                on_disk = journal.handing_over(item.email_id)
                 refused = smtp.envelope(job.address, item.envelope_to)
-                if not claim_future.result():  # another hand moved it: leave it alone
-                    smtp.abandon()
-                    continue
+                _wait_for(on_disk, smtp, job.address)
                 delivery = smtp.data(raw, refused)
             except SmtpError as exc:
-                if not claim_future.result():
-                    continue
-                attempt = [(item.email_id, item.attempts + 1)]
-                _count(result, ledger.call(record_failure, attempt, exc, policy, utcnow()).result())
+                _count(result, _record_failure([item], exc, policy))
                 log.error("%s: email %s not sent: %s", job.address, item.email_id, exc)
                 unreachable = _unreachable(smtp, exc)
                 if unreachable is not None:
                     # No connection to be had: stop here and fail the rest alike, now.
-                    rest = [i.email_id for i in items[index + 1 :]]
-                    if rest:
-                        _count(result, _fail_all(job, rest, unreachable, policy))
+                    _count(result, _record_failure(items[index + 1 :], unreachable, policy))
                     result.error, result.cause = str(unreachable), unreachable
                     break
                 continue
-            done = Done(item.email_id, delivery.reply, delivery.refused)
-            sent.append(item)
+            done = Delivered(item.email_id, delivery.reply, delivery.refused)
+            journal.delivered(done)
+            delivered.append((done, item))
             result.sent += 1
-            if len(sent) > COPY_CHUNK:
-                # All but the last are recorded "completed" by now: copy and bind them.
-                copier.submit([_copy_item(i) for i in sent[:-1]])
-                sent = sent[-1:]
+            if len(delivered) >= COPY_CHUNK:
+                copier.record_and_copy(delivered)
+                delivered = []
             if delivery.refused:
                 log.warning(
                     "%s: email %s: refused %s", job.address, item.email_id, delivery.refused
                 )
-        if done is not None:
-            ledger.call(record_done, done, utcnow()).result()
-    if sent:
-        copier.submit([_copy_item(i) for i in sent])
+    finally:
+        # Also when something unexpected stops the batch: what the server took is recorded.
+        copier.record_and_copy(delivered)
     log.info("%s: %d of %d emails sent", job.address, result.sent, len(items))
     return result
 
 
-class Ledger:
-    """A batch's database writes, in order, on a connection and a thread of their own.
+def _wait_for(on_disk: "Future[None]", smtp: SmtpSession, address: str) -> None:
+    """The hand-over line must be on disk before the message leaves."""
+    try:
+        on_disk.result()
+    except OSError as exc:
+        smtp.abandon()
+        raise InboxflowError(
+            f"mailbox {address}: the outbox journal cannot be written ({exc}); nothing more "
+            "is sent until it can"
+        ) from exc
 
-    So a commit overlaps the SMTP round trips instead of adding to them; the caller
-    still waits for each result where the order of events needs it.
-    """
 
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="outbox-ledger")
-        self._connection: Connection | None = None
-
-    def __enter__(self) -> "Ledger":
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._executor.submit(self._close).result()
-        self._executor.shutdown()
-
-    def call(self, function: Callable[..., T], *args: Any) -> "Future[T]":
-        """Run ``function(connection, *args)`` on the ledger's thread."""
-        return self._executor.submit(lambda: function(self._open(), *args))
-
-    def _open(self) -> Connection:
-        if self._connection is None:
-            self._connection = get_engine().connect()
-        return self._connection
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+def _record_failure(
+    items: Sequence[SendItem], error: SmtpError, policy: RetryPolicy
+) -> dict[str, int]:
+    attempts = [(item.email_id, item.attempts + 1) for item in items]
+    with get_engine().connect() as connection:
+        return record_failure(connection, attempts, error, policy, utcnow())
 
 
 def _copy_item(item: SendItem) -> CopyItem:
@@ -482,6 +526,11 @@ class SentCopier:
     def submit(self, items: list[CopyItem], look_first: bool = False) -> None:
         self._futures.append(self._executor.submit(self._copy, items, look_first))
 
+    def record_and_copy(self, delivered: list[tuple[Delivered, SendItem]]) -> None:
+        """Record what the server took "completed", then copy and bind it, in this thread."""
+        if delivered:
+            self._futures.append(self._executor.submit(self._record_and_copy, list(delivered)))
+
     def look_up(self, message_ids: list[str]) -> tuple[set[str], str]:
         """Which Message-IDs the Sent folder holds; also says why when it could not look."""
         try:
@@ -507,6 +556,20 @@ class SentCopier:
     def _look_up(self, message_ids: list[str]) -> set[str]:
         client, folder = self._imap()
         return find_by_message_id(client, folder, message_ids)
+
+    def _record_and_copy(self, delivered: list[tuple[Delivered, SendItem]]) -> None:
+        try:
+            with get_engine().connect() as connection:
+                done = [(delivery, item.attempts + 1) for delivery, item in delivered]
+                record_delivered(connection, done, utcnow())
+        except SQLAlchemyError as exc:
+            # They stay "sending"; the journal knows the server took them: the next run
+            # records them and makes their copies.
+            error = f"{len(delivered)} sent email(s) could not be recorded yet: {exc}"
+            self.report.error = self.report.error or error
+            self.log.error("%s: %s", self.job.address, error)
+            return
+        self._copy([_copy_item(item) for _, item in delivered], look_first=False)
 
     def _copy(self, items: list[CopyItem], look_first: bool) -> None:
         ids = [item.email_id for item in items]

@@ -103,10 +103,9 @@ def test_killed_after_the_server_took_the_email_is_not_sent_again_without_a_pers
 
     send_in_child_killed_at(smtp, prefect_api, "r1@customer.example")
 
-    # The state the crash left: #0 recorded, #1 handed over but not recorded, #2 untouched.
-    assert email_row(first).send_status == "completed"
-    assert email_row(second).send_status == "sending"
-    assert email_row(third).send_status == "queued"
+    # The state the crash left: the batch claimed ("sending"); its journal says the
+    # server took #0, #1 was being handed over, #2 never was.
+    assert [email_row(i).send_status for i in (first, second, third)] == ["sending"] * 3
     assert len(smtp.messages()) == 2
 
     state, reports = run_outbox()
@@ -116,6 +115,9 @@ def test_killed_after_the_server_took_the_email_is_not_sent_again_without_a_pers
     assert recipients == {f"r{i}@customer.example": 1 for i in range(3)}
     assert state.is_failed()  # a person has something to do
     assert reports[0]["unconfirmed"] == 1 and reports[0]["sent"] == 1
+    assert reports[0]["delivered_before_crash"] == 1
+    assert email_row(first).send_status == "completed"
+    assert outbox_row(first).smtp_reply.startswith("250")
     assert email_row(third).send_status == "completed"
     stuck, stuck_entry = email_row(second), outbox_row(second)
     assert stuck.send_status == "error" and stuck_entry.state == OutboxState.unconfirmed
