@@ -76,7 +76,7 @@ from tasks.sync import file_store
 BATCH_SIZE = 500
 # Sent emails go to the Sent-copy thread in chunks this small, so little is left to
 # copy when the last email is sent.
-COPY_CHUNK = 100
+COPY_CHUNK = 50
 # Namespace of the senders' lock keys (see sender_lock).
 _SENDER_LOCK = uuid.UUID("6b1f3c52-5a0e-4c1e-9d0a-0f4b3c7e2a11")
 
@@ -172,35 +172,44 @@ def load_senders(address: str | None, email_ids: list[uuid.UUID] | None) -> list
     )
     if email_ids is not None:
         work = work.where(OutboxEntry.email_id.in_(email_ids))
+    # Columns, not ORM entities: the run's hot path needs no mapper configuration.
+    mailbox, provider = Mailbox.__table__.c, EmailProvider.__table__.c  # type: ignore[attr-defined]
     query = (
-        select(Mailbox, EmailProvider)
-        .join(EmailProvider, EmailProvider.id == Mailbox.provider_id)
-        .where(Mailbox.id.in_(work.distinct()))
-        .order_by(Mailbox.address)
+        select(
+            mailbox.id.label("mailbox_id"),
+            mailbox.address,
+            mailbox.login,
+            mailbox.credential_ref,
+            provider.auth,
+            mailbox.tls_insecure,
+            provider.smtp_host,
+            provider.smtp_port,
+            provider.smtp_security,
+            provider.smtp_timeout,
+            provider.imap_host,
+            provider.imap_port,
+            provider.imap_security,
+            mailbox.sending_enabled,
+            provider.files_sent_mail,
+        )
+        .join_from(Mailbox.__table__, EmailProvider.__table__, provider.id == mailbox.provider_id)
+        .where(mailbox.id.in_(work.distinct()))
+        .order_by(mailbox.address)
     )
     if address:
-        query = query.where(Mailbox.address == address.strip().lower())
-    with Session(get_engine()) as session:
-        rows = session.execute(query).all()
+        query = query.where(mailbox.address == address.strip().lower())
+    with get_engine().connect() as connection:
+        rows = connection.execute(query).mappings().all()
     return [
         SenderJob(
-            mailbox_id=mailbox.id,
-            address=mailbox.address,
-            login=mailbox.login,
-            credential_ref=mailbox.credential_ref,
-            auth=str(provider.auth),
-            tls_insecure=mailbox.tls_insecure,
-            smtp_host=provider.smtp_host,
-            smtp_port=provider.smtp_port,
-            smtp_security=str(provider.smtp_security),
-            smtp_timeout=provider.smtp_timeout,
-            imap_host=provider.imap_host,
-            imap_port=provider.imap_port,
-            imap_security=str(provider.imap_security),
-            sending_enabled=mailbox.sending_enabled,
-            files_sent_mail=provider.files_sent_mail,
+            **{
+                **row,
+                "auth": str(row["auth"]),
+                "smtp_security": str(row["smtp_security"]),
+                "imap_security": str(row["imap_security"]),
+            }
         )
-        for mailbox, provider in rows
+        for row in rows
     ]
 
 
