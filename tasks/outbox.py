@@ -438,29 +438,46 @@ def record_delivered(
         {"b_id": d.email_id, "b_reply": d.reply, "b_refused": d.refused, "b_attempts": attempts}
         for d, attempts in delivered
     ]
-    emails = [{"b_id": d.email_id, "b_note": _refusal_note(d.refused)} for d, _ in delivered]
+    ids = [d.email_id for d, _ in delivered]
+    notes = [
+        {"b_id": d.email_id, "b_note": _refusal_note(d.refused)} for d, _ in delivered if d.refused
+    ]
     with connection.begin():
+        # Each email's own answer, while it is still "sending"; then what they share, one
+        # statement each: executemany processes every parameter of every row.
         connection.execute(
             update(ENTRY)
             .where(ENTRY.c.email_id == bindparam("b_id"), ENTRY.c.state == OutboxState.sending)
             .values(
-                state=OutboxState.completed,
                 smtp_reply=bindparam("b_reply"),
                 refused=bindparam("b_refused"),
                 attempts=bindparam("b_attempts"),
-                resolution=resolution,
-                completed_at=now,
-                next_attempt_at=None,
-                sent_copy_pending=True,
             ),
             entries,
         )
         connection.execute(
-            update(EMAIL)
-            .where(EMAIL.c.id == bindparam("b_id"))
-            .values(send_status=SendStatus.completed, send_error=bindparam("b_note"), sent_at=now),
-            emails,
+            update(ENTRY)
+            .where(ENTRY.c.email_id.in_(ids), ENTRY.c.state == OutboxState.sending)
+            .values(
+                state=OutboxState.completed,
+                resolution=resolution,
+                completed_at=now,
+                next_attempt_at=None,
+                sent_copy_pending=True,
+            )
         )
+        connection.execute(
+            update(EMAIL)
+            .where(EMAIL.c.id.in_(ids))
+            .values(send_status=SendStatus.completed, send_error=None, sent_at=now)
+        )
+        if notes:
+            connection.execute(
+                update(EMAIL)
+                .where(EMAIL.c.id == bindparam("b_id"))
+                .values(send_error=bindparam("b_note")),
+                notes,
+            )
 
 
 def _refusal_note(refused: dict[str, str]) -> str | None:

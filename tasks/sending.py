@@ -77,6 +77,8 @@ BATCH_SIZE = 500
 # Sent emails go to the Sent-copy thread in chunks this small, so little is left to
 # copy when the last email is sent.
 COPY_CHUNK = 50
+# ... and are bound in bigger ones: the binding's queries cost per batch, not per email.
+BIND_CHUNK = 250
 # Namespace of the senders' lock keys (see sender_lock).
 _SENDER_LOCK = uuid.UUID("6b1f3c52-5a0e-4c1e-9d0a-0f4b3c7e2a11")
 
@@ -525,6 +527,7 @@ class SentCopier:
         self._client: imapclient.IMAPClient | None = None
         self._folder: str | None = None
         self._broken: str | None = None
+        self._unbound: list[uuid.UUID] = []
 
     def __enter__(self) -> "SentCopier":
         return self
@@ -550,6 +553,7 @@ class SentCopier:
     def close(self) -> None:
         for future in self._futures:
             future.result()
+        self._executor.submit(self._bind).result()
         self._executor.submit(self._logout).result()
         self._executor.shutdown()
 
@@ -597,11 +601,18 @@ class SentCopier:
             # Once IMAP failed, the rest of this run's copies wait for the next run too.
             with get_engine().connect() as connection:
                 record_sent_copy_error(connection, ids, self._broken)
-        if self.bind is not None:
-            try:
-                self.bind(ids)
-            except Exception as exc:  # binding must never undo or block a send
-                self.log.error("%s: binding rules on sent emails failed: %s", self.job.address, exc)
+        self._unbound.extend(ids)
+        if len(self._unbound) >= BIND_CHUNK:
+            self._bind()
+
+    def _bind(self) -> None:
+        ids, self._unbound = self._unbound, []
+        if self.bind is None or not ids:
+            return
+        try:
+            self.bind(ids)
+        except Exception as exc:  # binding must never undo or block a send
+            self.log.error("%s: binding rules on sent emails failed: %s", self.job.address, exc)
 
     def _append(self, items: list[CopyItem], look_first: bool) -> None:
         client, folder = self._imap()
