@@ -16,7 +16,7 @@ same run:
 Runs (a) (b) (a) (b) ... (a): each (b) is compared with the two raw runs either
 side of it, and the median of these ratios is the result (target >= 0.8): this
 machine is shared, and raw smtplib alone varies by 15-20 % from run to run.
-Between rounds the same emails are put back in the queue. Also prints the rate
+Each round queues fresh emails into a database of its own. Also prints the rate
 of (b)'s SMTP phase alone, without the flow run's fixed start-up and wind-down.
 Before (b), one outbound-sending run with nothing to send warms the fresh Prefect
 server up (its first flow run of a kind costs it ~0.6 s once; a server in use is warm).
@@ -109,30 +109,34 @@ def main() -> None:
     ):
         dovecot.add_user(ADDRESS, PASSWORD)
         sink, port = start_sink()
-        home = Path(tmp) / "home"
         env = {
             **os.environ,
-            "INBOXFLOW_HOME": str(home),
             "PREFECT_API_URL": str(PREFECT_API_URL.value()),
             "BENCH_PASSWORD": PASSWORD,
         }
         env.pop("INBOXFLOW_DATABASE_URL", None)
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
         child(["send"], {**env, "INBOXFLOW_HOME": str(Path(tmp) / "warm-up")})
-        queued = child(["queue", str(n), ADDRESS, str(port), str(dovecot.port)], env)
-        print(
-            f"queued {n} emails ({queued['bytes'] / n / 1024:.1f} KB average) in "
-            f"{queued['seconds']:.1f} s = {n / queued['seconds']:,.0f} emails/s "
-            "(composing, checking, storing; not part of the comparison)"
-        )
-        messages = queued_messages(home)
-        raws = [raw_smtplib(port, messages)]
-        print(f"  (a) raw smtplib, one connection:   {n} in {raws[0]:.2f} s = {n / raws[0]:,.0f}/s")
+        raws: list[float] = []
         ratios = []
         for round_number in range(1, args.rounds + 1):
-            if round_number > 1:
-                queue_again(home)
-            sent = child(["send"], env)
+            # Fresh emails in a fresh database each round, as a first send finds them.
+            home = Path(tmp) / f"round-{round_number}"
+            round_env = {**env, "INBOXFLOW_HOME": str(home)}
+            queued = child(["queue", str(n), ADDRESS, str(port), str(dovecot.port)], round_env)
+            messages = queued_messages(home)
+            if not raws:
+                print(
+                    f"queued {n} emails ({queued['bytes'] / n / 1024:.1f} KB average) in "
+                    f"{queued['seconds']:.1f} s = {n / queued['seconds']:,.0f} emails/s "
+                    "(composing, checking, storing; not part of the comparison)"
+                )
+                raws.append(raw_smtplib(port, messages))
+                print(
+                    f"  (a) raw smtplib, one connection:   {n} in {raws[0]:.2f} s "
+                    f"= {n / raws[0]:,.0f}/s"
+                )
+            sent = child(["send"], round_env)
             raws.append(raw_smtplib(port, messages))
             ratios.append(report_round(round_number, n, sent, raws[-2], raws[-1]))
         received = stop_sink(sink)
@@ -165,23 +169,6 @@ def report_round(number: int, n: int, sent: dict[str, float], before: float, aft
         f"SMTP phase alone {phase / raw_rate:.2f}"
     )
     return rate / raw_rate
-
-
-def queue_again(home: Path) -> None:
-    """Put the sent emails back in the queue for the next round, as they were before it."""
-    engine = create_engine(f"sqlite:///{home / 'inboxflow.db'}")
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "UPDATE outbox_entry SET state = 'queued', attempts = 0, next_attempt_at = NULL, "
-                "completed_at = NULL, smtp_reply = NULL, refused = '{}', "
-                "sent_copy_pending = 0, sent_folder = NULL, sent_copy_at = NULL"
-            )
-        )
-        connection.execute(
-            text("UPDATE email SET send_status = 'queued', sent_at = NULL, send_error = NULL")
-        )
-    engine.dispose()
 
 
 if __name__ == "__main__":
