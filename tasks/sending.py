@@ -344,7 +344,7 @@ def send_due(
 ) -> None:
     """Send every due email of the mailbox over one SMTP connection, in batches."""
     with get_engine().connect() as connection:
-        due = [item.email_id for item in due_items(connection, job.mailbox_id, utcnow(), email_ids)]
+        due = due_items(connection, job.mailbox_id, utcnow(), email_ids)
     if not due:
         return
     started = time.perf_counter()
@@ -359,7 +359,7 @@ def send_due(
                 rest = due[start + BATCH_SIZE :]
                 report.error = batch.error
                 if rest and batch.cause is not None:
-                    report.count(_fail_all(job, rest, batch.cause, policy))
+                    report.count(_record_failure(rest, batch.cause, policy))
                 break
     report.sending_seconds = time.perf_counter() - started
 
@@ -377,7 +377,7 @@ class BatchResult:
 @task(name="send-batch", cache_policy=NO_CACHE)
 def send_batch(
     job: SenderJob,
-    email_ids: list[uuid.UUID],
+    due: list[SendItem],
     smtp: SmtpSession,
     policy: RetryPolicy,
     store: FileStore,
@@ -392,9 +392,8 @@ def send_batch(
     """
     log = get_run_logger()
     result = BatchResult()
+    journal.claimed([item.email_id for item in due])
     with get_engine().connect() as connection:
-        due = due_items(connection, job.mailbox_id, utcnow(), email_ids)
-        journal.claimed([item.email_id for item in due])
         items = claim_batch(connection, due, utcnow())
     delivered: list[tuple[Delivered, SendItem]] = []
     try:
@@ -479,21 +478,6 @@ def _raw(store: FileStore, item: SendItem) -> bytes:
         raise SmtpPermanentError(
             f"the message file is missing from the file store ({exc})"
         ) from exc
-
-
-def _fail_all(
-    job: SenderJob, email_ids: Sequence[uuid.UUID], error: SmtpError, policy: RetryPolicy
-) -> dict[str, int]:
-    """Count one failed attempt for each of these queued emails (the server is unreachable)."""
-    counts: dict[str, int] = {}
-    with get_engine().connect() as connection:
-        for start in range(0, len(email_ids), BATCH_SIZE):
-            chunk = email_ids[start : start + BATCH_SIZE]
-            items = due_items(connection, job.mailbox_id, utcnow(), chunk)
-            attempts = [(i.email_id, i.attempts + 1) for i in items]
-            for state, n in record_failure(connection, attempts, error, policy, utcnow()).items():
-                counts[state] = counts.get(state, 0) + n
-    return counts
 
 
 def _count(result: BatchResult, states: dict[str, int]) -> None:
