@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from models import (
@@ -429,47 +429,85 @@ def record_delivered(
     connection: Connection,
     delivered: Sequence[tuple[Delivered, int]],
     now: datetime,
+    policy: RetryPolicy,
     resolution: str | None = None,
-) -> None:
-    """The server took these (delivery, attempts incl. this one): "completed", in one commit."""
+) -> list[uuid.UUID]:
+    """The server took these (delivery, attempts incl. this one), in one commit.
+
+    "completed", or, when it refused some recipients for now (4xx) and attempts are
+    left, queued again for just those recipients. Returns the emails whose copy is
+    still to be made (a later attempt for some recipients needs no second copy).
+    """
     if not delivered:
-        return
+        return []
+    ids = [d.email_id for d, _ in delivered]
+    retries = {
+        d.email_id: (later, next_at)
+        for d, attempts in delivered
+        if (later := [r for r, reply in d.refused.items() if reply.startswith("4")])
+        and (next_at := policy.next_attempt(attempts, now)) is not None
+    }
+    done = [d.email_id for d in (d for d, _ in delivered) if d.email_id not in retries]
     entries = [
-        {"b_id": d.email_id, "b_reply": d.reply, "b_refused": d.refused, "b_attempts": attempts}
+        {
+            "b_id": d.email_id,
+            "b_reply": d.reply,
+            "b_refused": d.refused,
+            "b_attempts": attempts,
+            "b_state": OutboxState.queued if d.email_id in retries else OutboxState.completed,
+            "b_next": retries[d.email_id][1] if d.email_id in retries else None,
+        }
         for d, attempts in delivered
     ]
-    ids = [d.email_id for d, _ in delivered]
     notes = [
-        {"b_id": d.email_id, "b_note": _refusal_note(d.refused)} for d, _ in delivered if d.refused
+        {"b_id": d.email_id, "b_note": _refusal_note(d, attempts, retries.get(d.email_id))}
+        for d, attempts in delivered
+        if d.refused
     ]
     with connection.begin():
+        copied = set(
+            connection.scalars(
+                select(ENTRY.c.email_id).where(
+                    ENTRY.c.email_id.in_(ids), ENTRY.c.sent_copy_at.is_not(None)
+                )
+            )
+        )
         # Each email's own answer, while it is still "sending"; then what they share, one
         # statement each: executemany processes every parameter of every row.
         connection.execute(
             update(ENTRY)
             .where(ENTRY.c.email_id == bindparam("b_id"), ENTRY.c.state == OutboxState.sending)
             .values(
+                state=bindparam("b_state"),
                 smtp_reply=bindparam("b_reply"),
                 refused=bindparam("b_refused"),
                 attempts=bindparam("b_attempts"),
+                next_attempt_at=bindparam("b_next"),
+                resolution=resolution,
+                sent_copy_pending=ENTRY.c.sent_copy_at.is_(None),
             ),
             entries,
         )
-        connection.execute(
-            update(ENTRY)
-            .where(ENTRY.c.email_id.in_(ids), ENTRY.c.state == OutboxState.sending)
-            .values(
-                state=OutboxState.completed,
-                resolution=resolution,
-                completed_at=now,
-                next_attempt_at=None,
-                sent_copy_pending=True,
+        if done:
+            connection.execute(
+                update(ENTRY).where(ENTRY.c.email_id.in_(done)).values(completed_at=now)
             )
-        )
+        if retries:
+            # Only the recipients that refused for now get the next attempt.
+            connection.execute(
+                update(ENTRY)
+                .where(ENTRY.c.email_id == bindparam("b_id"))
+                .values(envelope_to=bindparam("b_to")),
+                [{"b_id": i, "b_to": later} for i, (later, _) in retries.items()],
+            )
         connection.execute(
             update(EMAIL)
             .where(EMAIL.c.id.in_(ids))
-            .values(send_status=SendStatus.completed, send_error=None, sent_at=now)
+            .values(
+                send_status=SendStatus.completed,
+                send_error=None,
+                sent_at=func.coalesce(EMAIL.c.sent_at, now),
+            )
         )
         if notes:
             connection.execute(
@@ -478,13 +516,28 @@ def record_delivered(
                 .values(send_error=bindparam("b_note")),
                 notes,
             )
+    return [i for i in ids if i not in copied]
 
 
-def _refusal_note(refused: dict[str, str]) -> str | None:
-    if not refused:
-        return None
-    listed = "; ".join(f"{address}: {reply}" for address, reply in refused.items())
-    return f"sent, but the server refused some recipients: {listed}"
+def _refusal_note(
+    delivery: Delivered, attempts: int, retry: tuple[list[str], datetime] | None
+) -> str:
+    refused = delivery.refused
+    final = "; ".join(f"{a}: {reply}" for a, reply in refused.items() if not reply.startswith("4"))
+    later = "; ".join(f"{a}: {reply}" for a, reply in refused.items() if reply.startswith("4"))
+    parts = []
+    if final:
+        parts.append(f"the server refused some recipients: {final}")
+    if later and retry is not None:
+        parts.append(
+            f"refused for now, tried again after {retry[1]:%Y-%m-%d %H:%M:%S} UTC: {later}"
+        )
+    elif later:
+        parts.append(
+            f"gave up on {', '.join(a for a, r in refused.items() if r.startswith('4'))} "
+            f"after {attempts} attempts: {later}"
+        )
+    return "sent, but " + "; ".join(parts)
 
 
 def record_failure(
@@ -502,8 +555,20 @@ def record_failure(
     counts: dict[str, int] = {}
     entry_rows: list[dict[str, Any]] = []
     email_rows: list[dict[str, Any]] = []
+    items = list(items)
+    with connection.begin():  # a short read; the writes below commit on their own
+        partly_sent = _partly_sent(connection, [email_id for email_id, _ in items])
     for email_id, attempts in items:
         state, status, cause, next_at = _after_failure(email_id, attempts, error, policy, now)
+        if email_id in partly_sent and state in (OutboxState.queued, OutboxState.error):
+            # The others have it: this attempt was for the recipients who refused for now.
+            rest = ", ".join(partly_sent[email_id])
+            status = SendStatus.completed
+            if state == OutboxState.error:
+                state = OutboxState.completed
+                cause = f"sent, but gave up on {rest} after {attempts} attempts: {error}"
+            else:
+                cause = f"sent, but not yet to {rest}: {cause}"
         counts[state] = counts.get(state, 0) + 1
         entry_rows.append(
             {"b_id": email_id, "b_state": state, "b_next": next_at, "b_attempts": attempts}
@@ -530,6 +595,18 @@ def record_failure(
             email_rows,
         )
     return counts
+
+
+def _partly_sent(connection: Connection, email_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    """Emails delivered to some recipients already: the recipients still waiting."""
+    if not email_ids:
+        return {}
+    query = (
+        select(ENTRY.c.email_id, ENTRY.c.envelope_to)
+        .join(EMAIL, EMAIL.c.id == ENTRY.c.email_id)
+        .where(ENTRY.c.email_id.in_(email_ids), EMAIL.c.sent_at.is_not(None))
+    )
+    return {email_id: list(to) for email_id, to in connection.execute(query)}
 
 
 def _after_failure(

@@ -236,7 +236,7 @@ def send_mailbox(
             binder = OutgoingBinder(log) if bind else None
             journal_file = journal_path(store.root, job.mailbox_id)
             with SentCopier(job, store, log, binder, report) as copier:
-                settle_dead_run(job, copier, journal_file, log, report)
+                settle_dead_run(job, copier, journal_file, policy, log, report)
                 with HandOverJournal(journal_file) as journal:
                     send_due(job, email_ids, policy, store, copier, journal, report)
     except MailboxBusyError:
@@ -259,7 +259,12 @@ def sender_lock(mailbox_id: uuid.UUID, address: str) -> Iterator[None]:
 
 
 def settle_dead_run(
-    job: SenderJob, copier: "SentCopier", journal_file: Path, log: Log, report: SendReport
+    job: SenderJob,
+    copier: "SentCopier",
+    journal_file: Path,
+    policy: RetryPolicy,
+    log: Log,
+    report: SendReport,
 ) -> None:
     """Emails a dead run left in "sending", settled by what its journal says (see
     tasks/handover.py) and the Sent folder; then the Sent copies still to be made."""
@@ -284,7 +289,7 @@ def settle_dead_run(
             and not journal.never_handed_over(item.email_id)
         ]
         with get_engine().connect() as connection:
-            record_delivered(connection, delivered, utcnow(), _DELIVERED_BEFORE_CRASH)
+            record_delivered(connection, delivered, utcnow(), policy, _DELIVERED_BEFORE_CRASH)
             release_never_sent(connection, unsent)
         report.delivered_before_crash += len(delivered)
         if delivered or unsent:
@@ -419,7 +424,7 @@ def send_batch(
             delivered.append((done, item))
             result.sent += 1
             if len(delivered) >= COPY_CHUNK:
-                copier.record_and_copy(delivered)
+                copier.record_and_copy(delivered, policy)
                 delivered = []
             if delivery.refused:
                 log.warning(
@@ -427,7 +432,7 @@ def send_batch(
                 )
     finally:
         # Also when something unexpected stops the batch: what the server took is recorded.
-        copier.record_and_copy(delivered)
+        copier.record_and_copy(delivered, policy)
     log.info("%s: %d of %d emails sent", job.address, result.sent, len(items))
     return result
 
@@ -522,10 +527,13 @@ class SentCopier:
     def submit(self, items: list[CopyItem], look_first: bool = False) -> None:
         self._futures.append(self._executor.submit(self._copy, items, look_first))
 
-    def record_and_copy(self, delivered: list[tuple[Delivered, SendItem]]) -> None:
+    def record_and_copy(
+        self, delivered: list[tuple[Delivered, SendItem]], policy: RetryPolicy
+    ) -> None:
         """Record what the server took "completed", then copy and bind it, in this thread."""
         if delivered:
-            self._futures.append(self._executor.submit(self._record_and_copy, list(delivered)))
+            work = self._executor.submit(self._record_and_copy, list(delivered), policy)
+            self._futures.append(work)
 
     def look_up(self, message_ids: list[str]) -> tuple[set[str], str]:
         """Which Message-IDs the Sent folder holds; also says why when it could not look."""
@@ -554,11 +562,13 @@ class SentCopier:
         client, folder = self._imap()
         return find_by_message_id(client, folder, message_ids)
 
-    def _record_and_copy(self, delivered: list[tuple[Delivered, SendItem]]) -> None:
+    def _record_and_copy(
+        self, delivered: list[tuple[Delivered, SendItem]], policy: RetryPolicy
+    ) -> None:
         try:
             with get_engine().connect() as connection:
                 done = [(delivery, item.attempts + 1) for delivery, item in delivered]
-                record_delivered(connection, done, utcnow())
+                to_copy = set(record_delivered(connection, done, utcnow(), policy))
         except SQLAlchemyError as exc:
             # They stay "sending"; the journal knows the server took them: the next run
             # records them and makes their copies.
@@ -566,7 +576,9 @@ class SentCopier:
             self.report.error = self.report.error or error
             self.log.error("%s: %s", self.job.address, error)
             return
-        self._copy([_copy_item(item) for _, item in delivered], look_first=False)
+        copies = [_copy_item(item) for _, item in delivered if item.email_id in to_copy]
+        if copies:
+            self._copy(copies, look_first=False)
 
     def _copy(self, items: list[CopyItem], look_first: bool) -> None:
         ids = [item.email_id for item in items]

@@ -275,6 +275,52 @@ def test_partly_refused_recipients_are_recorded_on_a_sent_email(
     assert outbox_row(email_id).refused == {"gone@customer.example": "550 5.1.1 no such user"}
 
 
+def test_a_recipient_refused_for_now_gets_the_same_email_on_a_later_attempt(
+    database, dovecot, smtp, monkeypatch
+):
+    sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
+    smtp.refuse["busy@customer.example"] = "451 4.2.1 mailbox busy, try later"
+    to = ["ok@customer.example", "busy@customer.example"]
+    email_id = queue(sender, to=to, subject="a", body_text="a")
+
+    run_outbox(retry_delay_seconds=0)  # due again at once
+
+    entry, email = outbox_row(email_id), email_row(email_id)
+    assert [m.rcpt_tos for m in smtp.messages()] == [["ok@customer.example"]]
+    assert email.send_status == "completed" and email.sent_at is not None
+    assert "busy@customer.example: 451 4.2.1 mailbox busy" in email.send_error
+    assert entry.state == OutboxState.queued and entry.envelope_to == ["busy@customer.example"]
+    assert entry.attempts == 1
+
+    del smtp.refuse["busy@customer.example"]
+    run_outbox()
+
+    first, second = smtp.messages()
+    assert second.rcpt_tos == ["busy@customer.example"] and second.data == first.data
+    entry, email = outbox_row(email_id), email_row(email_id)
+    assert entry.state == OutboxState.completed and entry.attempts == 2
+    assert email.send_status == "completed" and email.send_error is None
+    assert len(sent_folder_messages(dovecot, sender)) == 1  # one Sent copy for both
+
+
+def test_a_recipient_refused_for_now_until_attempts_run_out_is_given_up(
+    database, dovecot, smtp, monkeypatch
+):
+    sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
+    smtp.refuse["busy@customer.example"] = "451 4.2.1 mailbox busy, try later"
+    to = ["ok@customer.example", "busy@customer.example"]
+    email_id = queue(sender, to=to, subject="a", body_text="a")
+
+    run_outbox(retry_delay_seconds=0, max_attempts=2)
+    run_outbox(retry_delay_seconds=0, max_attempts=2)
+    run_outbox(retry_delay_seconds=0, max_attempts=2)
+
+    assert [m.rcpt_tos for m in smtp.messages()] == [["ok@customer.example"]]
+    entry, email = outbox_row(email_id), email_row(email_id)
+    assert entry.state == OutboxState.completed and entry.attempts == 2
+    assert "gave up on busy@customer.example after 2 attempts" in email.send_error
+
+
 def test_lines_starting_with_a_dot_arrive_whole(database, dovecot, smtp, monkeypatch):
     sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
     # A lone "." ends DATA: unstuffed, the server would cut the message there.
