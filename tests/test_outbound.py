@@ -321,6 +321,29 @@ def test_a_recipient_refused_for_now_until_attempts_run_out_is_given_up(
     assert "gave up on busy@customer.example after 2 attempts" in email.send_error
 
 
+def test_an_oauth2_mailbox_sends_with_xoauth2_and_a_refused_token_is_a_clear_error(
+    database, dovecot, smtp, monkeypatch
+):
+    sender = add_sending_mailbox(dovecot, smtp, monkeypatch, oauth2=True)
+    sent = queue(sender, to=["r@customer.example"], subject="token", body_text="x")
+
+    run_outbox()
+
+    (message,) = smtp.messages()
+    assert message.login == sender.address  # logged in with the token, not a password
+    assert email_row(sent).send_status == "completed"
+    assert len(sent_folder_messages(dovecot, sender)) == 1  # IMAP took the token as well
+
+    monkeypatch.setenv(sender.variable, "an-expired-token")
+    refused = queue(sender, to=["r@customer.example"], subject="later", body_text="x")
+    state, reports = run_outbox()
+
+    assert state.is_failed() and len(smtp.messages()) == 1
+    email = email_row(refused)
+    assert email.send_status == "error"
+    assert f"login as {sender.address!r} refused; check the password or token" in email.send_error
+
+
 def test_lines_starting_with_a_dot_arrive_whole(database, dovecot, smtp, monkeypatch):
     sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
     # A lone "." ends DATA: unstuffed, the server would cut the message there.

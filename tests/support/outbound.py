@@ -22,6 +22,7 @@ from models import (
     get_engine,
     session_scope,
 )
+from models.providers import AuthKind
 from tasks.mailboxes import add_mailbox, add_provider
 from tasks.outbox import OutgoingEmail, queue_email
 from tasks.sync import file_store
@@ -51,13 +52,19 @@ def add_sending_mailbox(
     owner: str = "alice",
     smtp_port: int | None = None,
     files_sent_mail: bool = False,
+    oauth2: bool = False,
 ) -> SendingMailbox:
+    """A mailbox that sends through ``smtp``; with ``oauth2`` its secret is an access
+    token both servers accept (XOAUTH2), else a password."""
     tag = uuid.uuid4().hex[:10]
     address, password = f"sales-{tag}@northwind.example", f"pw-{tag}"
     dovecot.add_user(address, password)
     smtp.users[address] = password
+    secret = password
+    if oauth2:
+        secret = smtp.tokens[address] = dovecot.add_oauth_token(address)
     variable = f"PW_{tag.upper()}"
-    monkeypatch.setenv(variable, password)
+    monkeypatch.setenv(variable, secret)
     port = smtp_port or (smtp.tls_port if security == "ssl" else smtp.port)
     with session_scope() as session:
         provider = add_provider(
@@ -70,6 +77,7 @@ def add_sending_mailbox(
             10,
             LoginFormat.email,
             [],
+            auth=AuthKind.oauth2 if oauth2 else AuthKind.basic,
             files_sent_mail=files_sent_mail,
         )
         mailbox = add_mailbox(

@@ -2,7 +2,8 @@
 
 Two listeners on kernel-chosen ports: ``port`` speaks plaintext and offers
 STARTTLS, ``tls_port`` is implicit TLS. Both require AUTH (PLAIN or LOGIN, also
-over plaintext so the ``none`` security mode can be tested) against ``users``.
+over plaintext so the ``none`` security mode can be tested) against ``users``,
+or XOAUTH2 with an access token from ``tokens``.
 Every accepted message is kept as a ``Received`` — envelope, exact bytes, who
 logged in, whether TLS was on — for the test to read back and parse.
 
@@ -20,6 +21,7 @@ closes, then prints ``{"received": N, "bytes": B}``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -73,6 +75,24 @@ class _Handler:
     port: int
     implicit_tls: bool
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
+        """Google's and Microsoft's XOAUTH2: "user=LOGIN^Aauth=Bearer TOKEN^A^A", base64."""
+        if len(args) < 2:
+            answer = await server.challenge_auth("")
+            if not isinstance(answer, bytes):
+                return AuthResult(success=False, handled=False)
+        else:
+            try:
+                answer = base64.b64decode(args[1].encode(), validate=True)
+            except ValueError:
+                return AuthResult(success=False, handled=False)
+        fields = dict(
+            part.split("=", 1) for part in answer.decode(errors="replace").split("\x01") if part
+        )
+        login, bearer = fields.get("user", ""), fields.get("auth", "")
+        success = bool(login) and bearer == f"Bearer {self.server.tokens.get(login)}"
+        return AuthResult(success=success, handled=False, auth_data=login if success else None)
+
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self,
         _server: SMTP,
@@ -114,6 +134,8 @@ class SmtpServer:
 
     workdir: Path
     users: dict[str, str] = field(default_factory=dict)
+    # login -> the access token XOAUTH2 accepts for it
+    tokens: dict[str, str] = field(default_factory=dict)
     refuse: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
     on_data: Callable[[Received], None] | None = None
