@@ -35,6 +35,7 @@ from tasks.errors import (
 from tasks.outbox import USER_ERROR_MESSAGE, NewAttachment, list_outbox
 from tasks.sync import file_store
 from tests.support.outbound import (
+    SendingMailbox,
     add_sending_mailbox,
     email_row,
     mailbox_id,
@@ -275,13 +276,18 @@ def test_partly_refused_recipients_are_recorded_on_a_sent_email(
     assert outbox_row(email_id).refused == {"gone@customer.example": "550 5.1.1 no such user"}
 
 
-def test_a_recipient_refused_for_now_gets_the_same_email_on_a_later_attempt(
-    database, dovecot, smtp, monkeypatch
-):
+def queue_to_a_busy_recipient(dovecot, smtp, monkeypatch) -> tuple[SendingMailbox, uuid.UUID]:  # type: ignore[no-untyped-def]
+    """An email to two recipients, one of whom the server refuses for now (451)."""
     sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
     smtp.refuse["busy@customer.example"] = "451 4.2.1 mailbox busy, try later"
     to = ["ok@customer.example", "busy@customer.example"]
-    email_id = queue(sender, to=to, subject="a", body_text="a")
+    return sender, queue(sender, to=to, subject="a", body_text="a")
+
+
+def test_a_recipient_refused_for_now_gets_the_same_email_on_a_later_attempt(
+    database, dovecot, smtp, monkeypatch
+):
+    sender, email_id = queue_to_a_busy_recipient(dovecot, smtp, monkeypatch)
 
     run_outbox(retry_delay_seconds=0)  # due again at once
 
@@ -306,10 +312,7 @@ def test_a_recipient_refused_for_now_gets_the_same_email_on_a_later_attempt(
 def test_a_recipient_refused_for_now_until_attempts_run_out_is_given_up(
     database, dovecot, smtp, monkeypatch
 ):
-    sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
-    smtp.refuse["busy@customer.example"] = "451 4.2.1 mailbox busy, try later"
-    to = ["ok@customer.example", "busy@customer.example"]
-    email_id = queue(sender, to=to, subject="a", body_text="a")
+    _, email_id = queue_to_a_busy_recipient(dovecot, smtp, monkeypatch)
 
     run_outbox(retry_delay_seconds=0, max_attempts=2)
     run_outbox(retry_delay_seconds=0, max_attempts=2)
