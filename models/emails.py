@@ -41,9 +41,11 @@ class Email(SQLModel, table=True):
     # The header value, or a synthetic <sha256@message-id.invalid> when the message has none.
     message_id: str = Field(index=True)
     message_id_missing: bool = False
-    # Indexed: a parent that arrives after its replies finds them (initial processing).
-    in_reply_to: str | None = Field(default=None, index=True)
+    in_reply_to: str | None = None
     references: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # The Message-ID this email answers: In-Reply-To, else the last of References.
+    # Indexed: a parent that arrives after its replies finds them (initial processing).
+    parent_message_id: str | None = Field(default=None, index=True)
     thread_id: uuid.UUID | None = Field(default=None, index=True)
     direction: Direction = Field(default=Direction.incoming, sa_type=String)
     from_name: str = ""

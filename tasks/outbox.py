@@ -66,6 +66,7 @@ from tasks.errors import (
 from tasks.filestore import FileStore
 from tasks.handover import Delivered
 from tasks.templates import SourceRef, find_template, parse_source, render_template
+from tasks.threads import direct_parent
 
 # What a user sees when sending failed; the cause stays on the row and in the log.
 USER_ERROR_MESSAGE = "Error sending email, please contact system administrator"
@@ -199,6 +200,7 @@ def queue_email(
         message_id=message.message_id,
         in_reply_to=message.in_reply_to,
         references=message.references,
+        parent_message_id=direct_parent(message.in_reply_to, message.references),
         thread_id=(parent.thread_id or parent.id) if parent is not None else None,
         direction=Direction.outgoing,
         from_name=from_name,

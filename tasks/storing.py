@@ -12,6 +12,7 @@ from models import Attachment, Email, EmailBody, SyncState
 from models.base import utcnow
 from models.emails import Direction
 from tasks.parsing import ParsedEmail
+from tasks.threads import direct_parent
 
 
 @dataclass
@@ -149,6 +150,7 @@ def _rows(mailbox: MailboxRef, emails: list[IncomingEmail]) -> _Rows:
                 "message_id_missing": p.message_id_missing,
                 "in_reply_to": p.in_reply_to,
                 "references": p.references,
+                "parent_message_id": direct_parent(p.in_reply_to, p.references),
                 "direction": Direction.outgoing if outgoing else Direction.incoming,
                 "from_name": p.from_name,
                 "from_address": p.from_address,

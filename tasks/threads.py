@@ -35,6 +35,11 @@ class ThreadNode:
         return self.thread_id or self.id
 
 
+def direct_parent(in_reply_to: str | None, references: Sequence[str]) -> str | None:
+    """The Message-ID an email answers (stored as Email.parent_message_id)."""
+    return in_reply_to or (references[-1] if references else None)
+
+
 def parent_message_ids(own: str, in_reply_to: str | None, references: Sequence[str]) -> list[str]:
     """The Message-IDs that may name the parent, most likely first, at most MAX_REFERENCES + 2."""
     candidates = [in_reply_to] if in_reply_to else []
@@ -88,8 +93,8 @@ def early_replies(
     found: list[tuple[uuid.UUID, str]] = []
     for start in range(0, len(ordered), CHUNK):
         rows = session.connection().execute(
-            select(Email.id, Email.in_reply_to).where(
-                Email.in_reply_to.in_(ordered[start : start + CHUNK]),
+            select(Email.id, Email.parent_message_id).where(
+                Email.parent_message_id.in_(ordered[start : start + CHUNK]),
                 Email.thread_id == Email.id,
                 Email.processed_at.is_not(None),
             )

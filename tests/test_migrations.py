@@ -83,3 +83,36 @@ def test_the_migrations_build_the_schema_the_models_describe(empty_database: str
     with get_engine().connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     assert differences == [], "a model changed without a migration (alembic revision)"
+
+
+def test_stored_emails_learn_the_message_they_answer(empty_database: str) -> None:
+    upgrade_schema("0006")
+    with get_engine().begin() as connection:
+        provider = insert(connection, "email_provider", id=uuid.uuid4(), name="p")
+        mailbox = insert(
+            connection, "mailbox", id=uuid.uuid4(), address="a@x.example", provider_id=provider
+        )
+        for message_id, in_reply_to, references in (
+            ("<plain@x>", None, []),
+            ("<reply@x>", "<parent@x>", ["<root@x>", "<parent@x>"]),
+            ("<refs-only@x>", None, ["<root@x>", "<other-parent@x>"]),
+        ):
+            insert(
+                connection,
+                "email",
+                id=uuid.uuid4(),
+                mailbox_id=mailbox,
+                message_id=message_id,
+                in_reply_to=in_reply_to,
+                references=references,
+            )
+
+    init_db()
+
+    with Session(get_engine()) as session:
+        stored = {e.message_id: e.parent_message_id for e in session.exec(select(Email))}
+    assert stored == {
+        "<plain@x>": None,
+        "<reply@x>": "<parent@x>",
+        "<refs-only@x>": "<other-parent@x>",  # the last reference: the parent
+    }

@@ -412,6 +412,20 @@ def test_a_reply_stored_before_its_parent_joins_the_thread_when_the_parent_arriv
     assert get(reply).thread_id == parent
 
 
+def test_a_reply_naming_its_parent_only_in_references_joins_it_when_it_arrives(
+    crm: Crm, mailbox: MailboxRef
+) -> None:
+    # Some clients send References without In-Reply-To; the last reference is the parent.
+    (reply,) = store(mailbox, message(subject="Re: late", references=["<root@x>", "<late-refs@x>"]))
+    process()
+    assert get(reply).thread_id == reply
+    (parent,) = store(mailbox, message(subject="late", message_id="<late-refs@x>"))
+
+    process()
+
+    assert get(reply).thread_id == parent
+
+
 def test_a_reply_stored_before_its_parent_inherits_the_parents_links_when_it_arrives(
     crm: Crm, mailbox: MailboxRef
 ) -> None:
