@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from tasks.errors import OutboxError
+
 CLAIMED = "claimed"
 HANDING_OVER = "handing-over"
 DELIVERED = "delivered"
@@ -70,6 +72,8 @@ def read_journal(path: Path) -> JournalView:
         text = path.read_text(encoding="ascii", errors="replace")
     except FileNotFoundError:
         return view
+    except OSError as exc:
+        raise journal_error(path, exc) from exc
     for line in text.splitlines():
         kind, _, rest = line.partition(" ")
         try:
@@ -88,15 +92,29 @@ def read_journal(path: Path) -> JournalView:
 
 def clear_journal(path: Path) -> None:
     """Forget a journal whose every fact is now in the database."""
-    path.unlink(missing_ok=True)
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise journal_error(path, exc) from exc
+
+
+def journal_error(path: Path, cause: OSError) -> OutboxError:
+    return OutboxError(
+        f"the outbox journal {path} cannot be used ({cause.strerror or cause}); "
+        "nothing is sent until it can"
+    )
 
 
 class HandOverJournal:
     """The open journal of one sending run (one mailbox, under its sender lock)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise journal_error(path, exc) from exc
         self._syncer = ThreadPoolExecutor(1, thread_name_prefix="outbox-journal")
 
     def __enter__(self) -> "HandOverJournal":
@@ -116,7 +134,10 @@ class HandOverJournal:
         for start in range(0, len(email_ids), 100):
             words = " ".join(str(i) for i in email_ids[start : start + 100])
             self._write(f"{CLAIMED} {words}\n")
-        os.fdatasync(self._fd)
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            raise journal_error(self.path, exc) from exc
 
     def handing_over(self, email_id: uuid.UUID) -> "Future[None]":
         """Before DATA; wait for the returned future before the message leaves."""
@@ -130,4 +151,7 @@ class HandOverJournal:
 
     def _write(self, line: str) -> None:
         # One write per line, O_APPEND: a line is never interleaved or half-replaced.
-        os.write(self._fd, line.encode("ascii", "backslashreplace"))
+        try:
+            os.write(self._fd, line.encode("ascii", "backslashreplace"))
+        except OSError as exc:
+            raise journal_error(self.path, exc) from exc

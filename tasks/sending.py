@@ -48,6 +48,7 @@ from tasks.handover import (
     Delivered,
     HandOverJournal,
     clear_journal,
+    journal_error,
     journal_path,
     read_journal,
 )
@@ -407,7 +408,7 @@ def send_batch(
                 raw = _raw(store, item)
                 on_disk = journal.handing_over(item.email_id)
                 refused = smtp.envelope(job.address, item.envelope_to)
-                _wait_for(on_disk, smtp, job.address)
+                _wait_for(on_disk, smtp, journal)
                 delivery = smtp.data(raw, refused)
             except SmtpError as exc:
                 _count(result, _record_failure([item], exc, policy))
@@ -437,16 +438,13 @@ def send_batch(
     return result
 
 
-def _wait_for(on_disk: "Future[None]", smtp: SmtpSession, address: str) -> None:
+def _wait_for(on_disk: "Future[None]", smtp: SmtpSession, journal: HandOverJournal) -> None:
     """The hand-over line must be on disk before the message leaves."""
     try:
         on_disk.result()
     except OSError as exc:
         smtp.abandon()
-        raise InboxflowError(
-            f"mailbox {address}: the outbox journal cannot be written ({exc}); nothing more "
-            "is sent until it can"
-        ) from exc
+        raise journal_error(journal.path, exc) from exc
 
 
 def _record_failure(

@@ -23,7 +23,9 @@ from typer.testing import CliRunner
 from inboxflow.cli import app
 from models import get_engine
 from models.outbox import OutboxEntry, OutboxState
+from tasks.handover import journal_path
 from tasks.sending import sender_lock
+from tasks.sync import file_store
 from tests.support.dovecot import Dovecot
 from tests.support.outbound import (
     SendingMailbox,
@@ -191,5 +193,24 @@ def test_a_second_run_on_the_same_mailbox_stays_away(database, dovecot, smtp, mo
 
     assert reports[0]["skipped"] == "another run is sending from this mailbox"
     assert smtp.messages() == [] and email_row(email_id).send_status == "queued"
+    run_outbox()
+    assert len(smtp.messages()) == 1
+
+
+def test_an_outbox_journal_that_cannot_be_written_stops_sending_with_a_clear_error(
+    database, dovecot, smtp, monkeypatch
+):
+    sender = add_sending_mailbox(dovecot, smtp, monkeypatch)
+    email_id = queue(sender, to=["r@customer.example"], subject="x", body_text="x")
+    journal = journal_path(file_store().root, mailbox_id(sender.address))
+    journal.mkdir(parents=True)  # a directory where the file should be
+
+    state, reports = run_outbox()
+
+    assert state.is_failed() and smtp.messages() == []
+    assert "the outbox journal" in reports[0]["error"] and sender.address in reports[0]["error"]
+    assert email_row(email_id).send_status == "queued"
+
+    journal.rmdir()
     run_outbox()
     assert len(smtp.messages()) == 1
