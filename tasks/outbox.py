@@ -65,6 +65,7 @@ from tasks.errors import (
 )
 from tasks.filestore import FileStore
 from tasks.handover import Delivered
+from tasks.matching import CHUNK
 from tasks.templates import SourceRef, find_template, parse_source, render_template
 from tasks.threads import direct_parent
 
@@ -443,13 +444,13 @@ def record_delivered(
     if not delivered:
         return []
     ids = [d.email_id for d, _ in delivered]
+    # When the recipients refused for now get their next attempt (none: all done).
     retries = {
-        d.email_id: (later, next_at)
+        d.email_id: next_at
         for d, attempts in delivered
-        if (later := [r for r, reply in d.refused.items() if reply.startswith("4")])
-        and (next_at := policy.next_attempt(attempts, now)) is not None
+        if _refused_for_now(d.refused) and (next_at := policy.next_attempt(attempts, now))
     }
-    done = [d.email_id for d in (d for d, _ in delivered) if d.email_id not in retries]
+    done = [d.email_id for d, _ in delivered if d.email_id not in retries]
     entries = [
         {
             "b_id": d.email_id,
@@ -457,12 +458,12 @@ def record_delivered(
             "b_refused": d.refused,
             "b_attempts": attempts,
             "b_state": OutboxState.queued if d.email_id in retries else OutboxState.completed,
-            "b_next": retries[d.email_id][1] if d.email_id in retries else None,
+            "b_next": retries.get(d.email_id),
         }
         for d, attempts in delivered
     ]
     notes = [
-        {"b_id": d.email_id, "b_note": _refusal_note(d, attempts, retries.get(d.email_id))}
+        {"b_id": d.email_id, "b_note": _refusal_note(d.refused, attempts, retries.get(d.email_id))}
         for d, attempts in delivered
         if d.refused
     ]
@@ -500,7 +501,11 @@ def record_delivered(
                 update(ENTRY)
                 .where(ENTRY.c.email_id == bindparam("b_id"))
                 .values(envelope_to=bindparam("b_to")),
-                [{"b_id": i, "b_to": later} for i, (later, _) in retries.items()],
+                [
+                    {"b_id": d.email_id, "b_to": list(_refused_for_now(d.refused))}
+                    for d, _ in delivered
+                    if d.email_id in retries
+                ],
             )
         connection.execute(
             update(EMAIL)
@@ -521,25 +526,31 @@ def record_delivered(
     return [i for i in ids if i not in copied]
 
 
-def _refusal_note(
-    delivery: Delivered, attempts: int, retry: tuple[list[str], datetime] | None
-) -> str:
-    refused = delivery.refused
-    final = "; ".join(f"{a}: {reply}" for a, reply in refused.items() if not reply.startswith("4"))
-    later = "; ".join(f"{a}: {reply}" for a, reply in refused.items() if reply.startswith("4"))
+def _refused_for_now(refused: dict[str, str]) -> dict[str, str]:
+    """The recipients the server refused with a 4xx: a later attempt may reach them."""
+    return {address: reply for address, reply in refused.items() if reply.startswith("4")}
+
+
+def _refusal_note(refused: dict[str, str], attempts: int, next_attempt: datetime | None) -> str:
+    for_now = _refused_for_now(refused)
+    final = {address: reply for address, reply in refused.items() if address not in for_now}
     parts = []
     if final:
-        parts.append(f"the server refused some recipients: {final}")
-    if later and retry is not None:
+        parts.append(f"the server refused some recipients: {_listed(final)}")
+    if for_now and next_attempt is not None:
         parts.append(
-            f"refused for now, tried again after {retry[1]:%Y-%m-%d %H:%M:%S} UTC: {later}"
+            f"refused for now, tried again after {next_attempt:%Y-%m-%d %H:%M:%S} UTC: "
+            f"{_listed(for_now)}"
         )
-    elif later:
+    elif for_now:
         parts.append(
-            f"gave up on {', '.join(a for a, r in refused.items() if r.startswith('4'))} "
-            f"after {attempts} attempts: {later}"
+            f"gave up on {', '.join(for_now)} after {attempts} attempts: {_listed(for_now)}"
         )
     return "sent, but " + "; ".join(parts)
+
+
+def _listed(replies: dict[str, str]) -> str:
+    return "; ".join(f"{address}: {reply}" for address, reply in replies.items())
 
 
 def record_failure(
@@ -601,14 +612,19 @@ def record_failure(
 
 def _partly_sent(connection: Connection, email_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
     """Emails delivered to some recipients already: the recipients still waiting."""
-    if not email_ids:
-        return {}
-    query = (
-        select(ENTRY.c.email_id, ENTRY.c.envelope_to)
-        .join(EMAIL, EMAIL.c.id == ENTRY.c.email_id)
-        .where(ENTRY.c.email_id.in_(email_ids), EMAIL.c.sent_at.is_not(None))
-    )
-    return {email_id: list(to) for email_id, to in connection.execute(query)}
+    found: dict[uuid.UUID, list[str]] = {}
+    # In chunks: a dead server fails the whole queue at once, beyond SQLite's IN limit.
+    for start in range(0, len(email_ids), CHUNK):
+        query = (
+            select(ENTRY.c.email_id, ENTRY.c.envelope_to)
+            .join(EMAIL, EMAIL.c.id == ENTRY.c.email_id)
+            .where(
+                ENTRY.c.email_id.in_(email_ids[start : start + CHUNK]),
+                EMAIL.c.sent_at.is_not(None),
+            )
+        )
+        found.update((email_id, list(to)) for email_id, to in connection.execute(query))
+    return found
 
 
 def _after_failure(

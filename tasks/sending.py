@@ -273,22 +273,16 @@ def settle_dead_run(
         stuck = interrupted(connection, job.mailbox_id)
     if stuck:
         journal = read_journal(journal_file)
-        delivered = [
-            (journal.delivered[item.email_id], item.attempts + 1)
-            for item in stuck
-            if item.email_id in journal.delivered
-        ]
-        unsent = [
-            item.email_id
-            for item in stuck
-            if item.email_id not in journal.delivered and journal.never_handed_over(item.email_id)
-        ]
-        uncertain = [
-            item
-            for item in stuck
-            if item.email_id not in journal.delivered
-            and not journal.never_handed_over(item.email_id)
-        ]
+        delivered: list[tuple[Delivered, int]] = []
+        unsent: list[uuid.UUID] = []
+        uncertain: list[SendItem] = []
+        for item in stuck:
+            if item.email_id in journal.delivered:
+                delivered.append((journal.delivered[item.email_id], item.attempts + 1))
+            elif journal.never_handed_over(item.email_id):
+                unsent.append(item.email_id)
+            else:
+                uncertain.append(item)
         with get_engine().connect() as connection:
             record_delivered(connection, delivered, utcnow(), policy, _DELIVERED_BEFORE_CRASH)
             release_never_sent(connection, unsent)
