@@ -1,42 +1,57 @@
 """The hand-over journal: which claimed emails went to the SMTP server, as it happens.
 
 Exactly once needs, for every email, a record that it is about to be handed to the
-server, on disk before its DATA, and the server's answer after. A database commit
+server, durable before its DATA, and the server's answer after. A database commit
 per email did that at about 1 ms of CPU each, as much as the SMTP transaction
-itself (bench/outbound.py). So the database now takes the emails a batch at a
-time ("sending" for the whole batch, "completed" in chunks), and this journal, one
+itself (bench/outbound.py). So the database takes the emails a batch at a time
+("sending" for the whole batch, "completed" in chunks), and this journal, one
 append-only file per mailbox, takes the per-email facts at a few µs each:
 
-    claimed <id> <id> ...        the batch is about to be marked "sending"
+    boot <boot id>               the machine boot the writing run lives in
+    claimed <id> <id> ...        the batch is about to be marked "sending"   (fdatasync)
+    may-hand-over <id> ...       the next emails whose DATA may start        (fdatasync)
     handing-over <id>            DATA is about to start: the server may get it
     delivered <id> <json>        the server said 250 (its reply, refused recipients)
 
-After a crash the next run reads it (under the mailbox's sender lock) to settle each
-email the database still calls "sending": delivered → completed; handing-over
-without an answer → looked up in the Sent folder, else a person decides; claimed
-and never handed over → queued again, because the server never saw it. An email in
-"sending" the journal does not know (written by an older version) is treated as
-handed over: never resent blindly.
+A line reaches the kernel before the step it announces; a killed process loses
+none of them. Only a machine that stops (power cut, kernel crash) loses what was
+not flushed, so two lines are flushed before their step: the claim, before the
+database commit, and ``may-hand-over`` for the next ``HAND_OVER_WINDOW`` emails,
+before the first of their DATA. One flush per window instead of one per email.
+
+After a crash the next run reads the journal (under the mailbox's sender lock) to
+settle each email the database still calls "sending":
+- delivered → completed;
+- written in this very boot (the kernel's boot id): every line is there, so
+  handing-over without an answer → looked up in the Sent folder, else a person
+  decides; claimed and never handed over → queued again, the server never saw it;
+- written before a restart, or on another machine: only flushed lines count, so
+  an email of a ``may-hand-over`` window without an answer is looked up (else a
+  person decides), and only one claimed outside every window is queued again.
+An email in "sending" the journal does not know (written by an older version) is
+treated as handed over: never resent blindly.
 
 The journal lives beside the message files in the file store, which every worker
-that sends must reach anyway. Each line is flushed to disk (fdatasync) before the
-step it announces: the claim before the database commit, the hand-over before
-DATA, on a thread of its own while MAIL FROM and RCPT TO go over the wire.
+that sends must reach anyway.
 """
 
 import json
 import os
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from tasks.errors import OutboxError
 
+BOOT = "boot"
 CLAIMED = "claimed"
+MAY_HAND_OVER = "may-hand-over"
 HANDING_OVER = "handing-over"
 DELIVERED = "delivered"
+# Emails announced per flush: what a power cut can leave for a person to confirm.
+HAND_OVER_WINDOW = 50
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
 @dataclass(frozen=True)
@@ -53,20 +68,37 @@ class JournalView:
     """What a journal says about each email it names."""
 
     claimed: set[uuid.UUID] = field(default_factory=set)
+    may_hand_over: set[uuid.UUID] = field(default_factory=set)
     handed_over: set[uuid.UUID] = field(default_factory=set)
     delivered: dict[uuid.UUID, Delivered] = field(default_factory=dict)
+    boots: set[str] = field(default_factory=set)
+    # Every line written is here: the writing runs lived in the reader's boot.
+    complete: bool = False
 
     def never_handed_over(self, email_id: uuid.UUID) -> bool:
         """Claimed by a run that stopped before this email's DATA: the server never saw it."""
-        return email_id in self.claimed and email_id not in self.handed_over
+        if email_id not in self.claimed:
+            return False
+        if self.complete:
+            return email_id not in self.handed_over
+        return email_id not in self.may_hand_over
+
+
+def boot_id() -> str | None:
+    """This machine boot's id (Linux); None where there is none: then nothing unflushed counts."""
+    try:
+        return _BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def journal_path(files_root: Path, mailbox_id: uuid.UUID) -> Path:
     return files_root / "journals" / f"outbox-{mailbox_id}.log"
 
 
-def read_journal(path: Path) -> JournalView:
-    """Every line a run wrote; a last line cut short by a crash is ignored."""
+def read_journal(path: Path, boot: str | None = None) -> JournalView:
+    """Every line a run wrote; a last line cut short by a crash is ignored. ``boot``:
+    the reader's boot id (default: this machine's)."""
     view = JournalView()
     try:
         text = path.read_text(encoding="ascii", errors="replace")
@@ -77,8 +109,12 @@ def read_journal(path: Path) -> JournalView:
     for line in text.splitlines():
         kind, _, rest = line.partition(" ")
         try:
-            if kind == CLAIMED:
+            if kind == BOOT:
+                view.boots.add(rest)
+            elif kind == CLAIMED:
                 view.claimed.update(uuid.UUID(word) for word in rest.split())
+            elif kind == MAY_HAND_OVER:
+                view.may_hand_over.update(uuid.UUID(word) for word in rest.split())
             elif kind == HANDING_OVER:
                 view.handed_over.add(uuid.UUID(rest))
             elif kind == DELIVERED:
@@ -87,6 +123,8 @@ def read_journal(path: Path) -> JournalView:
                 view.delivered[uuid.UUID(email_id)] = Delivered(uuid.UUID(email_id), reply, refused)
         except ValueError:
             continue  # the line a crash cut short
+    reader = boot if boot is not None else boot_id()
+    view.complete = reader is not None and view.boots == {reader}
     return view
 
 
@@ -115,7 +153,7 @@ class HandOverJournal:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
             raise journal_error(path, exc) from exc
-        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="outbox-journal")
+        self._write(f"{BOOT} {boot_id() or 'unknown'}\n")
 
     def __enter__(self) -> "HandOverJournal":
         return self
@@ -126,28 +164,36 @@ class HandOverJournal:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._syncer.shutdown()
         os.close(self._fd)
 
     def claimed(self, email_ids: list[uuid.UUID]) -> None:
         """Before the batch's "sending" commit; on disk when this returns."""
+        self._write_ids(CLAIMED, email_ids)
+        self._flush()
+
+    def may_hand_over(self, email_ids: list[uuid.UUID]) -> None:
+        """Before the first of these emails' DATA; on disk when this returns."""
+        self._write_ids(MAY_HAND_OVER, email_ids)
+        self._flush()
+
+    def handing_over(self, email_id: uuid.UUID) -> None:
+        """Right before this email's DATA (announced by ``may_hand_over`` before)."""
+        self._write(f"{HANDING_OVER} {email_id}\n")
+
+    def delivered(self, delivery: Delivered) -> None:
+        answer = json.dumps([delivery.reply, delivery.refused], ensure_ascii=True)
+        self._write(f"{DELIVERED} {delivery.email_id} {answer}\n")
+
+    def _write_ids(self, kind: str, email_ids: list[uuid.UUID]) -> None:
         for start in range(0, len(email_ids), 100):
             words = " ".join(str(i) for i in email_ids[start : start + 100])
-            self._write(f"{CLAIMED} {words}\n")
+            self._write(f"{kind} {words}\n")
+
+    def _flush(self) -> None:
         try:
             os.fdatasync(self._fd)
         except OSError as exc:
             raise journal_error(self.path, exc) from exc
-
-    def handing_over(self, email_id: uuid.UUID) -> "Future[None]":
-        """Before DATA; wait for the returned future before the message leaves."""
-        self._write(f"{HANDING_OVER} {email_id}\n")
-        return self._syncer.submit(os.fdatasync, self._fd)
-
-    def delivered(self, delivery: Delivered) -> None:
-        # Not flushed: lost only with the machine, the email then counts as handed over.
-        answer = json.dumps([delivery.reply, delivery.refused], ensure_ascii=True)
-        self._write(f"{DELIVERED} {delivery.email_id} {answer}\n")
 
     def _write(self, line: str) -> None:
         # One write per line, O_APPEND: a line is never interleaved or half-replaced.
