@@ -14,11 +14,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 from sqlmodel import Session
 
+from flows.subflows import as_subflows
 from models import get_engine, init_db
 from tasks.errors import InboxflowError
 from tasks.process_spec import Process, ProcessBook, load_process, load_processes
@@ -130,10 +130,7 @@ def start_triggered_processes(email_ids: list[uuid.UUID]) -> dict[str, int]:
         return {}
     starts = claim_process_starts(quote(email_ids), quote(book))
     failed = 0
-    # A sync flow run joins its heartbeat thread when it ends (~1 s a run, measured in
-    # bench/processes.py). These runs live and die in the parent's process, whose own
-    # heartbeat keeps telling the server it is alive: the children need none.
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with as_subflows():
         for start in starts:
             state = email_process(
                 RecordId=start.email_id, process=start.process, triggered=True, return_state=True

@@ -15,6 +15,7 @@ from prefect.utilities.annotations import quote
 from sqlmodel import Session
 
 from flows.email_process import start_triggered_processes
+from flows.subflows import as_subflows
 from models import get_engine, init_db
 from tasks.batches import batched
 from tasks.errors import InboxflowError
@@ -83,7 +84,8 @@ def process_after_storing(mailbox: str | None) -> dict[str, int]:
     with Session(get_engine()) as session:
         if not has_unprocessed(session, mailbox):
             return {}
-    state = initial_processing(mailbox=mailbox, return_state=True)
+    with as_subflows():
+        state = initial_processing(mailbox=mailbox, return_state=True)
     if not state.is_completed():
         get_run_logger().error("initial processing failed: %s", state.message)
         return {}
