@@ -20,7 +20,7 @@ from models import get_engine, init_db
 from tasks.batches import batched
 from tasks.errors import InboxflowError
 from tasks.processing import ProcessingReport, has_unprocessed, process_batch, select_email_ids
-from tasks.rules import RuleBook, load_rules
+from tasks.rules import RuleBook, load_rules, record_rules
 
 BATCH_SIZE = 1000
 
@@ -53,10 +53,13 @@ def initial_processing(
 
 @task(name="load-binding-rules", cache_policy=NO_CACHE)
 def load_binding_rules(rules_dir: str | None) -> RuleBook:
-    """Read and check rules/*.yaml once per run; a broken rule is logged and left out."""
+    """Read and check rules/*.yaml once per run, and mirror them into the binding_rule
+    table; a broken rule is logged and left out."""
     book = load_rules(rules_dir)
     for problem in book.problems:
         get_run_logger().error("binding rule skipped: %s", problem)
+    with Session(get_engine()) as session:
+        record_rules(session, book)
     return book
 
 

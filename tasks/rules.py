@@ -29,8 +29,11 @@ from typing import Any, Literal
 import re2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import String
+from sqlalchemy import String, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
+from models import BindingRule
 from models.db import PROJECT_ROOT
 from models.emails import Email
 from models.records import RECORD_TYPES
@@ -348,3 +351,40 @@ def _key_line(mapping: yaml.Node, key: str) -> int:
 def json_schema() -> str:
     """The rule file schema as JSON Schema, for editors (rules/rules.schema.json)."""
     return json.dumps(RuleFileSpec.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def record_rules(session: Session, book: RuleBook) -> None:
+    """Mirror the usable rules into the binding_rule table (SPEC 2: BindingRule, loaded
+    from rules/), so a rule named by ``Email.bound_by_rule`` can be looked up in the
+    database: one row per rule, updated when its file changes, removed with it.
+
+    Runs that load the same new rule at once may race to insert it: the loser's
+    insert fails on the unique name, and the winner's row is the same rule.
+    """
+    wanted = {
+        rule.name: {
+            "pattern": rule.pattern,
+            "column": rule.column,
+            "target_object": rule.record_type,
+            "target_column": rule.record_column,
+            "enabled": rule.enabled,
+            "source_file": f"{rule.file}:{rule.line}",
+        }
+        for rule in book.rules
+    }
+    rows = {row.name: row for row in session.scalars(select(BindingRule))}
+    for name, row in rows.items():
+        if name not in wanted:
+            session.delete(row)
+    for name, values in wanted.items():
+        row = rows.get(name)
+        if row is None:
+            session.add(BindingRule(name=name, **values))
+            continue
+        for key, value in values.items():
+            if getattr(row, key) != value:
+                setattr(row, key, value)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()

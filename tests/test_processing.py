@@ -326,6 +326,69 @@ def test_a_rule_file_with_a_broken_rule_still_applies_the_good_one(
     assert email.bound_by_rule == "Orders"
 
 
+def test_the_binding_rule_table_mirrors_the_rules_a_run_loaded(
+    crm: Crm, mailbox: MailboxRef, tmp_path: Path
+) -> None:
+    # SPEC 2: BindingRule rows are loaded from rules/; Email.bound_by_rule names one of them.
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    rule_file = rules / "numbers.yaml"
+    rule_file.write_text(
+        "rules:\n"
+        "  - name: Orders\n"
+        "    pattern: '\\bOrd-\\d+\\b'\n"
+        "    target: Order.Number\n"
+        "  - name: Invoices in the body\n"
+        "    pattern: '\\bInv-\\d+\\b'\n"
+        "    column: Body\n"
+        "    target: Invoice.Number\n"
+        "    enabled: false\n"
+    )
+    (email_id,) = store(mailbox, message(subject="Where is Ord-12?"))
+
+    process(rules_dir=str(rules))
+
+    assert get(email_id).bound_by_rule == "Orders"
+    assert rule_rows() == {
+        "Orders": ("\\bOrd-\\d+\\b", "subject", "Order", "number", True, f"{rule_file}:2"),
+        "Invoices in the body": (
+            "\\bInv-\\d+\\b",
+            "body",
+            "Invoice",
+            "number",
+            False,
+            f"{rule_file}:5",
+        ),
+    }
+
+    # The analyst edits the file: a changed rule is updated, a removed one goes.
+    rule_file.write_text(
+        "rules:\n  - name: Orders\n    pattern: 'Ord-\\d{2}'\n    target: Order.Number\n"
+    )
+    process(rules_dir=str(rules))
+
+    assert rule_rows() == {
+        "Orders": ("Ord-\\d{2}", "subject", "Order", "number", True, f"{rule_file}:2")
+    }
+
+
+def rule_rows() -> dict[str, tuple]:
+    from models import BindingRule
+
+    with Session(get_engine()) as session:
+        return {
+            rule.name: (
+                rule.pattern,
+                rule.column,
+                rule.target_object,
+                rule.target_column,
+                rule.enabled,
+                rule.source_file,
+            )
+            for rule in session.scalars(select(BindingRule))
+        }
+
+
 def test_catastrophic_pattern_on_a_long_subject_finishes_in_bounded_time(
     crm: Crm, mailbox: MailboxRef, tmp_path: Path
 ) -> None:
