@@ -81,7 +81,9 @@ class JournalView:
             return False
         if self.complete:
             return email_id not in self.handed_over
-        return email_id not in self.may_hand_over
+        # Only what survives a restart: a hand-over announced, or seen (an older
+        # version flushed each hand-over line and announced no windows).
+        return email_id not in self.may_hand_over and email_id not in self.handed_over
 
 
 def boot_id() -> str | None:

@@ -59,3 +59,17 @@ def test_after_a_restart_only_the_flushed_lines_count(tmp_path):
     assert not view.never_handed_over(handed)
     assert not view.never_handed_over(announced)
     assert view.never_handed_over(untouched)  # claimed outside every window: never sent
+
+
+def test_a_journal_of_an_older_version_never_lets_a_handed_over_email_go_again(tmp_path):
+    # Written before boot lines and windows existed: each hand-over line was flushed.
+    path = journal_path(tmp_path, uuid.uuid4())
+    handed, untouched = uuid.uuid4(), uuid.uuid4()
+    path.parent.mkdir(parents=True)
+    path.write_text(f"claimed {handed} {untouched}\nhanding-over {handed}\n")
+
+    view = read_journal(path)
+
+    assert not view.complete
+    assert not view.never_handed_over(handed)
+    assert view.never_handed_over(untouched)
