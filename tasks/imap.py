@@ -56,14 +56,6 @@ class FetchedMessage:
     internal_date: datetime | None
 
 
-def tls_context(insecure: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 @contextmanager
 def open_mailbox(settings: ImapSettings) -> Iterator[imapclient.IMAPClient]:
     """A logged-in IMAP connection, closed on exit."""
@@ -79,7 +71,7 @@ def open_mailbox(settings: ImapSettings) -> Iterator[imapclient.IMAPClient]:
 
 def connect(settings: ImapSettings) -> imapclient.IMAPClient:
     where = f"mailbox {settings.address}: {settings.host}:{settings.port}"
-    context = tls_context(settings.tls_insecure) if settings.security != "none" else None
+    context = settings.tls_context()
     try:
         client = imapclient.IMAPClient(
             settings.host,

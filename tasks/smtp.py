@@ -49,19 +49,10 @@ class Delivery:
     refused: dict[str, str] = field(default_factory=dict)
 
 
-def tls_context(insecure: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def open_connection(settings: SmtpSettings) -> smtplib.SMTP:
     """A connected, secured and logged-in SMTP connection."""
     where = settings.where
-    # Only when TLS is used: loading the CA certificates costs ~50 ms of CPU per run.
-    context = tls_context(settings.tls_insecure) if settings.security != "none" else None
+    context = settings.tls_context()
     # gethostname, not smtplib's default getfqdn: that does a reverse DNS lookup,
     # which stalls for seconds on machines without a resolver.
     helo = socket.gethostname() or "localhost"
@@ -201,10 +192,6 @@ class SmtpSession:
     def data(self, raw: bytes, refused: dict[str, str]) -> Delivery:
         """DATA after a successful ``envelope``: from here on a break is uncertain."""
         return Delivery(self._data(self.connection(), raw), refused)
-
-    def abandon(self) -> None:
-        """Give up the transaction ``envelope`` began (RSET); the message was never sent."""
-        self._reset()
 
     def _envelope(self, sender: str, recipients: list[str]) -> dict[str, str]:
         where = self.settings.where
