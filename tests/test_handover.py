@@ -11,25 +11,32 @@ from tasks.handover import (
     read_journal,
 )
 
+REPLY = Delivered(uuid.uuid4(), "250 2.0.0 Ok: queued as 1A\n", {"x@y.example": "550"})
 
-def test_a_crashed_runs_journal_tells_each_emails_fate(tmp_path):
+
+def killed_run(tmp_path):
+    """The journal of a run killed while handing over its second email: its path and
+    the emails taken, being handed over, announced, and never announced."""
     path = journal_path(tmp_path, uuid.uuid4())
     taken, handed, announced, untouched = (uuid.uuid4() for _ in range(4))
     with HandOverJournal(path) as journal:
         journal.claimed([taken, handed, announced, untouched])
         journal.may_hand_over([taken, handed, announced])
         journal.handing_over(taken)
-        journal.delivered(Delivered(taken, "250 2.0.0 Ok: queued as 1A\n", {"x@y.example": "550"}))
+        journal.delivered(Delivered(taken, REPLY.reply, REPLY.refused))
         journal.handing_over(handed)
+    return path, taken, handed, announced, untouched
+
+
+def test_a_crashed_runs_journal_tells_each_emails_fate(tmp_path):
+    path, taken, handed, announced, untouched = killed_run(tmp_path)
     with path.open("a") as tail:
         tail.write(f'delivered {handed} ["250 cut sh')  # the write a SIGKILL cut short
 
     view = read_journal(path)
 
     assert boot_id() is not None and view.complete  # the same boot: every line counts
-    assert view.delivered == {
-        taken: Delivered(taken, "250 2.0.0 Ok: queued as 1A\n", {"x@y.example": "550"})
-    }
+    assert view.delivered == {taken: Delivered(taken, REPLY.reply, REPLY.refused)}
     assert handed in view.handed_over and handed not in view.delivered
     assert not view.never_handed_over(handed)
     assert view.never_handed_over(announced)
@@ -43,19 +50,12 @@ def test_a_crashed_runs_journal_tells_each_emails_fate(tmp_path):
 def test_after_a_restart_only_the_flushed_lines_count(tmp_path):
     # A power cut loses what was written but not flushed: a missing hand-over line then
     # proves nothing for an email of an announced window, which must be looked up.
-    path = journal_path(tmp_path, uuid.uuid4())
-    taken, handed, announced, untouched = (uuid.uuid4() for _ in range(4))
-    with HandOverJournal(path) as journal:
-        journal.claimed([taken, handed, announced, untouched])
-        journal.may_hand_over([taken, handed, announced])
-        journal.handing_over(taken)
-        journal.delivered(Delivered(taken, "250 Ok", {}))
-        journal.handing_over(handed)
+    path, taken, handed, announced, untouched = killed_run(tmp_path)
 
     view = read_journal(path, boot="another-boot")
 
     assert not view.complete
-    assert view.delivered[taken].reply == "250 Ok"
+    assert view.delivered[taken].reply == REPLY.reply
     assert not view.never_handed_over(handed)
     assert not view.never_handed_over(announced)
     assert view.never_handed_over(untouched)  # claimed outside every window: never sent
