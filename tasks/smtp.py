@@ -135,6 +135,8 @@ class SmtpSession:
         self.settings = settings
         self._connect = connect
         self._connection: smtplib.SMTP | None = None
+        # A pipelined envelope's DATA was answered 354: the message goes next.
+        self._data_accepted = False
 
     def __enter__(self) -> "SmtpSession":
         return self
@@ -149,6 +151,7 @@ class SmtpSession:
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
+        self._data_accepted = False
         if connection is None:
             return
         try:
@@ -177,6 +180,8 @@ class SmtpSession:
         Returns the recipients the server refused while accepting the others.
         Nothing of the message has left yet: a connection the server dropped
         meanwhile (idle timeout, messages-per-connection limit) is reopened once.
+        A server that offers PIPELINING (RFC 2920) gets MAIL, every RCPT and DATA
+        in one write and answers them in one round trip instead of one each.
         """
         try:
             return self._envelope(sender, recipients)
@@ -196,50 +201,63 @@ class SmtpSession:
     def _envelope(self, sender: str, recipients: list[str]) -> dict[str, str]:
         where = self.settings.where
         connection = self.connection()
+        commands = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{r}>" for r in recipients)]
+        pipelined = connection.has_extn("pipelining")
+        replies = _Replies(connection, [*commands, "DATA"] if pipelined else commands, pipelined)
         try:
-            code, text = _command(connection, "mail", f"FROM:<{sender}>")
+            code, text = replies.next()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _Reconnect(_network_cause(exc, self.settings.timeout)) from exc
         if code == 421:  # the server closes this connection; a new one may do
             raise _Reconnect(_text(code, text))
         if code != 250:
-            self._reset()
+            self._abandon(replies)
             raise _by_code(code, f"{where}: sender {sender} refused", _text(code, text))
         refused: dict[str, str] = {}
-        for recipient in recipients:
-            try:
-                code, text = _command(connection, "rcpt", f"TO:<{recipient}>")
-            except (smtplib.SMTPServerDisconnected, OSError) as exc:
-                self._drop()
-                raise SmtpTemporaryError(
-                    f"{where}: connection lost before sending "
-                    f"({_network_cause(exc, self.settings.timeout)})"
-                ) from exc
-            if code not in (250, 251):
-                refused[recipient] = _text(code, text)
-        if len(refused) == len(recipients):
-            self._reset()
-            replies = "; ".join(f"{r}: {reply}" for r, reply in refused.items())
-            temporary = any(reply.startswith("4") for reply in refused.values())
-            kind = SmtpTemporaryError if temporary else SmtpPermanentError
-            raise kind(f"{where}: every recipient refused ({replies})", replies)
-        return refused
-
-    def _data(self, connection: smtplib.SMTP, raw: bytes) -> str:
-        """DATA, the message, the final reply; once the message is out, a break is uncertain."""
-        where = self.settings.where
         try:
-            connection.putcmd("data")
-            code, text = connection.getreply()
+            for recipient in recipients:
+                code, text = replies.next()
+                if code not in (250, 251):
+                    refused[recipient] = _text(code, text)
+            data_reply = replies.next() if pipelined else None
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
             raise SmtpTemporaryError(
                 f"{where}: connection lost before sending "
                 f"({_network_cause(exc, self.settings.timeout)})"
             ) from exc
-        if code != 354:
-            self._reset()
-            raise _by_code(code, f"{where}: DATA refused", _text(code, text))
+        if len(refused) == len(recipients):
+            self._abandon(replies, data_reply)
+            replies_text = "; ".join(f"{r}: {reply}" for r, reply in refused.items())
+            temporary = any(reply.startswith("4") for reply in refused.values())
+            kind = SmtpTemporaryError if temporary else SmtpPermanentError
+            raise kind(f"{where}: every recipient refused ({replies_text})", replies_text)
+        if data_reply is not None:
+            code, text = data_reply
+            if code != 354:
+                self._reset()
+                raise _by_code(code, f"{where}: DATA refused", _text(code, text))
+            self._data_accepted = True
+        return refused
+
+    def _data(self, connection: smtplib.SMTP, raw: bytes) -> str:
+        """DATA, the message, the final reply; once the message is out, a break is uncertain."""
+        where = self.settings.where
+        if self._data_accepted:  # pipelined: the server said 354 in the envelope's round trip
+            self._data_accepted = False
+        else:
+            try:
+                connection.putcmd("data")
+                code, text = connection.getreply()
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                self._drop()
+                raise SmtpTemporaryError(
+                    f"{where}: connection lost before sending "
+                    f"({_network_cause(exc, self.settings.timeout)})"
+                ) from exc
+            if code != 354:
+                self._reset()
+                raise _by_code(code, f"{where}: DATA refused", _text(code, text))
         # Most messages have no line starting with a dot: a find is far cheaper than the sub.
         needs_stuffing = raw.startswith(b".") or raw.find(b"\n.") >= 0
         payload = _LEADING_DOT.sub(b"..", raw) if needs_stuffing else raw
@@ -259,8 +277,28 @@ class SmtpSession:
             raise _by_code(code, f"{where}: message refused", reply)
         return reply
 
+    def _abandon(self, replies: "_Replies", data_reply: tuple[int, bytes] | None = None) -> None:
+        """Give up a refused transaction and leave the connection ready for the next one.
+
+        A pipelined group's remaining replies are read first, so the next transaction
+        reads its own; a DATA the server accepted anyway gets an empty message, which
+        it refuses for want of recipients (RFC 2920, 3.1).
+        """
+        try:
+            rest = replies.rest()
+            data_reply = rest[-1] if rest and replies.pipelined else data_reply
+            if data_reply is not None and data_reply[0] == 354:
+                assert self._connection is not None
+                self._connection.send(b"." + CRLF)
+                self._connection.getreply()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+            return
+        self._reset()
+
     def _drop(self) -> None:
         """Forget a broken connection without talking to the server again."""
+        self._data_accepted = False
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -310,9 +348,34 @@ def _network_cause(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _command(connection: smtplib.SMTP, verb: str, argument: str) -> tuple[int, bytes]:
-    """MAIL or RCPT with a bare address: every address was checked when its email was
-    queued (plain ASCII, tasks/compose.py), so smtplib's re-parsing of it (``quoteaddr``,
-    twice per email) is left out of the sending loop."""
-    connection.putcmd(verb, argument)
-    return connection.getreply()
+class _Replies:
+    """The replies to a transaction's commands, in order.
+
+    Pipelined, every command goes out in one write when the first reply is asked
+    for; otherwise each command is sent when its reply is asked for, so nothing
+    follows a refusal. The commands name bare addresses: every address was checked
+    when its email was queued (plain ASCII, tasks/compose.py), so smtplib's
+    re-parsing of them (``quoteaddr``) is left out of the sending loop.
+    """
+
+    def __init__(self, connection: smtplib.SMTP, commands: list[str], pipelined: bool) -> None:
+        self.connection = connection
+        self.pipelined = pipelined
+        self._commands = commands
+        self._waiting = list(commands)
+
+    def next(self) -> tuple[int, bytes]:
+        if self.pipelined and len(self._waiting) == len(self._commands):
+            group = "".join(f"{command}\r\n" for command in self._commands)
+            self.connection.send(group.encode("ascii"))
+        command = self._waiting.pop(0)
+        if not self.pipelined:
+            self.connection.putcmd(command)
+        return self.connection.getreply()
+
+    def rest(self) -> list[tuple[int, bytes]]:
+        """The replies still owed for commands already sent (none when not pipelined)."""
+        if not self.pipelined:
+            self._waiting.clear()
+            return []
+        return [self.next() for _ in list(self._waiting)]

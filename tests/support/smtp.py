@@ -1,21 +1,24 @@
 """A real SMTP server for the tests (aiosmtpd), listening on 127.0.0.1 only.
 
 Two listeners on kernel-chosen ports: ``port`` speaks plaintext and offers
-STARTTLS, ``tls_port`` is implicit TLS. Both require AUTH (PLAIN or LOGIN, also
-over plaintext so the ``none`` security mode can be tested) against ``users``,
-or XOAUTH2 with an access token from ``tokens``.
+STARTTLS, ``tls_port`` is implicit TLS. Both offer PIPELINING (RFC 2920), as
+Postfix, Exchange and Gmail do; ``pipelining=False`` makes a server that does
+not. Both require AUTH (PLAIN or LOGIN, also over plaintext so the ``none``
+security mode can be tested) against ``users``, or XOAUTH2 with an access token
+from ``tokens``.
 Every accepted message is kept as a ``Received`` — envelope, exact bytes, who
 logged in, whether TLS was on — for the test to read back and parse.
 
-Faults a test can switch on: ``refuse`` (recipient → reply, e.g. "550 5.1.1 no
-such user"), ``data_reply`` (the reply to the end of DATA), ``on_data`` (a
+Faults a test can switch on: ``refuse`` (address → reply to its RCPT TO or
+MAIL FROM, e.g. "550 5.1.1 no such user"), ``data_reply`` (the reply to the end of DATA), ``on_data`` (a
 callback run after the message is stored and before the reply, e.g. to SIGKILL
 the sending process), and ``stop()``/``start()`` (the server is down, then back
 on the same ports).
 
-``python -m tests.support.smtp`` runs a counting sink in its own process (for
-the benchmark): it prints ``{"port": ..., "tls_port": ...}``, serves until stdin
-closes, then prints ``{"received": N, "bytes": B}``.
+``python -m tests.support.smtp [--no-pipelining] LOGIN:PASSWORD...`` runs a
+counting sink in its own process (for the benchmark): it prints
+``{"port": ..., "tls_port": ...}``, serves until stdin closes, then prints
+``{"received": N, "bytes": B}``.
 """
 
 from __future__ import annotations
@@ -93,6 +96,36 @@ class _Handler:
         success = bool(login) and bearer == f"Bearer {self.server.tokens.get(login)}"
         return AuthResult(success=success, handled=False, auth_data=login if success else None)
 
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self,
+        _server: SMTP,
+        session: Session,
+        _envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        """aiosmtpd reads commands from a buffered stream and answers them in order, so
+        it serves a pipelined group correctly; it just does not say so by itself."""
+        session.host_name = hostname
+        if self.server.pipelining:
+            responses.insert(-1, "250-PIPELINING")  # before the last line, "250 HELP"
+        return responses
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self,
+        _server: SMTP,
+        _session: Session,
+        envelope: Envelope,
+        address: str,
+        options: list[str],
+    ) -> str:
+        reply = self.server.refuse.get(address.lower())
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self,
         _server: SMTP,
@@ -140,6 +173,7 @@ class SmtpServer:
     data_reply: str | None = None
     on_data: Callable[[Received], None] | None = None
     keep_messages: bool = True
+    pipelining: bool = True
     host: str = HOST
     port: int = 0
     tls_port: int = 0
@@ -274,7 +308,7 @@ class SmtpServer:
             with warnings.catch_warnings():
                 # AUTH over plaintext is on purpose: the "none" security mode is tested too.
                 warnings.simplefilter("ignore")
-                smtp = SMTP(
+                smtp = _Smtp(
                     handler,
                     hostname="smtp.test",
                     tls_context=starttls,
@@ -314,6 +348,17 @@ class SmtpServer:
         return AuthResult(success=success, handled=False, auth_data=login if success else None)
 
 
+class _Smtp(SMTP):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Each reply leaves at once, as an MTA flushes its replies. With Nagle's
+        # algorithm (asyncio leaves it on for a socket it is handed), the second reply
+        # to a pipelined group would wait for the client's delayed ACK, ~40 ms.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket: a kernel-chosen port, or the same port again after a stop."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -326,9 +371,13 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def main() -> None:
     """A counting sink in a process of its own (the benchmark's server)."""
-    users = dict(arg.split(":", 1) for arg in sys.argv[1:])
+    arguments = sys.argv[1:]
+    pipelining = "--no-pipelining" not in arguments
+    users = dict(arg.split(":", 1) for arg in arguments if not arg.startswith("--"))
     with tempfile.TemporaryDirectory(prefix="smtp-sink-") as tmp:
-        server = SmtpServer(Path(tmp), users=users, keep_messages=False).start()
+        server = SmtpServer(
+            Path(tmp), users=users, keep_messages=False, pipelining=pipelining
+        ).start()
         print(json.dumps({"port": server.port, "tls_port": server.tls_port}), flush=True)
         sys.stdin.read()  # until the parent closes our stdin
         print(json.dumps({"received": server.count, "bytes": server.total_bytes}), flush=True)

@@ -39,3 +39,4 @@ def _reset(server: SmtpServer) -> None:
     server.refuse.clear()
     server.data_reply = None
     server.on_data = None
+    server.pipelining = True
