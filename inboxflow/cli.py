@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from inboxflow import queries
+from inboxflow.flow_runs import cli_flow_runs
 from models import FirstSyncPeriod, LoginFormat, Security, init_db, session_scope
 from models.providers import AuthKind
 from tasks.credentials import env_reference
@@ -227,7 +228,7 @@ def sync(
         init_db()
         from flows.mailbox_sync import mailbox_sync
 
-        with progress_bar(out):
+        with progress_bar(out), cli_flow_runs():
             state = mailbox_sync(address, return_state=True)
         reports = state.result(raise_on_failure=False)
         if isinstance(reports, BaseException):
@@ -266,7 +267,8 @@ def run_import(path: Path, mailbox: str, folder: str) -> dict[str, int]:
         init_db()
         from flows.email_import import email_import
 
-        state = email_import(str(path), mailbox, folder, return_state=True)
+        with cli_flow_runs():
+            state = email_import(str(path), mailbox, folder, return_state=True)
         if not state.is_completed():
             raise InboxflowError(state.message or "import failed")
         result = state.result()
@@ -444,9 +446,10 @@ def process_emails(
         init_db()
         from flows.initial_processing import initial_processing
 
-        state = initial_processing(
-            mailbox, all_emails, str(rules_dir) if rules_dir else None, return_state=True
-        )
+        with cli_flow_runs():
+            state = initial_processing(
+                mailbox, all_emails, str(rules_dir) if rules_dir else None, return_state=True
+            )
         if not state.is_completed():
             raise InboxflowError(state.message or "initial processing failed")
         summary = state.result()

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from inboxflow.cli import JsonOption, _session, err, out, print_rows, reported_errors
+from inboxflow.flow_runs import cli_flow_runs
 from models import Email, SendStatus, init_db, session_scope
 from models.outbox import OutboxState
 from tasks.errors import InboxflowError, OutboxError
@@ -257,7 +258,10 @@ def _run_outbox(
         init_db()
         from flows.outbound_sending import outbound_sending
 
-        state = outbound_sending(mailbox, email_ids, max_attempts, retry_delay, return_state=True)
+        with cli_flow_runs():
+            state = outbound_sending(
+                mailbox, email_ids, max_attempts, retry_delay, return_state=True
+            )
         reports = state.result(raise_on_failure=False)
         if isinstance(reports, BaseException):
             raise InboxflowError(f"sending failed: {reports}")

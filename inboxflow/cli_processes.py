@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from inboxflow.cli import JsonOption, err, out, print_rows, reported_errors
+from inboxflow.flow_runs import cli_flow_runs
 from models import get_setting, init_db, session_scope
 from tasks.errors import InboxflowError
 from tasks.process_spec import (
@@ -111,7 +112,8 @@ def _run_here(name: str, record_id: uuid.UUID, dry_run: bool) -> None:
     init_db()
     from flows.email_process import email_process
 
-    state = email_process(RecordId=record_id, process=name, dry_run=dry_run, return_state=True)
+    with cli_flow_runs():
+        state = email_process(RecordId=record_id, process=name, dry_run=dry_run, return_state=True)
     if not state.is_completed():
         raise InboxflowError(state.message or f"process {name} failed")
     summary: dict[str, Any] = state.result()
