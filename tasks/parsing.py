@@ -12,6 +12,7 @@ stored best effort, its raw bytes kept, and what went wrong listed in
 """
 
 import codecs
+import functools
 import hashlib
 import mimetypes
 import multiprocessing
@@ -284,6 +285,8 @@ def decode_text(value: str) -> str:
     if not value:
         return ""
     value = _undo_surrogates(value)
+    if "=?" not in value:  # no encoded word (RFC 2047) to decode: most headers
+        return " ".join(value.split())
     try:
         text = str(make_header(decode_header(value)))
     except (LookupError, UnicodeError, ValueError, AssertionError):
@@ -308,9 +311,17 @@ def _raw_header(message: Message, name: str) -> str:
 
 
 def _addresses(message: Message, name: str) -> list[tuple[str, str]]:
-    values = [_undo_surrogates(str(v)) for v in message.get_all(name, [])]
-    pairs = getaddresses(values)
-    return [(decode_text(n), a.strip().lower()) for n, a in pairs if n or a]
+    values = tuple(_undo_surrogates(str(v)) for v in message.get_all(name, []))
+    return list(_parse_addresses(values))
+
+
+# The same address headers recur from message to message (the mailbox's own address
+# in To, regular correspondents in From and Cc), and parsing one costs more than the
+# rest of the headers together.
+@functools.lru_cache(maxsize=4096)
+def _parse_addresses(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    pairs = getaddresses(list(values))
+    return tuple((decode_text(n), a.strip().lower()) for n, a in pairs if n or a)
 
 
 def _format_address(name: str, address: str) -> str:
