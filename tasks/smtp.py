@@ -135,7 +135,9 @@ class SmtpSession:
         self.settings = settings
         self._connect = connect
         self._connection: smtplib.SMTP | None = None
-        # A pipelined envelope's DATA was answered 354: the message goes next.
+        # An envelope was accepted and its message has not been sent yet; pipelined, the
+        # server has already answered DATA with 354 as well.
+        self._awaiting_message = False
         self._data_accepted = False
 
     def __enter__(self) -> "SmtpSession":
@@ -151,7 +153,7 @@ class SmtpSession:
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
-        self._data_accepted = False
+        self._awaiting_message = self._data_accepted = False
         if connection is None:
             return
         try:
@@ -183,6 +185,10 @@ class SmtpSession:
         A server that offers PIPELINING (RFC 2920) gets MAIL, every RCPT and DATA
         in one write and answers them in one round trip instead of one each.
         """
+        if self._awaiting_message:
+            # The last envelope's message never followed: that transaction is still open
+            # (pipelined, in DATA), and the next commands would become its content.
+            self._drop()
         try:
             return self._envelope(sender, recipients)
         except _Reconnect:
@@ -238,14 +244,15 @@ class SmtpSession:
                 self._reset()
                 raise _by_code(code, f"{where}: DATA refused", _text(code, text))
             self._data_accepted = True
+        self._awaiting_message = True
         return refused
 
     def _data(self, connection: smtplib.SMTP, raw: bytes) -> str:
         """DATA, the message, the final reply; once the message is out, a break is uncertain."""
         where = self.settings.where
-        if self._data_accepted:  # pipelined: the server said 354 in the envelope's round trip
-            self._data_accepted = False
-        else:
+        data_accepted = self._data_accepted
+        self._awaiting_message = self._data_accepted = False
+        if not data_accepted:  # else pipelined: the server said 354 in the envelope's round trip
             try:
                 connection.putcmd("data")
                 code, text = connection.getreply()
@@ -298,7 +305,7 @@ class SmtpSession:
 
     def _drop(self) -> None:
         """Forget a broken connection without talking to the server again."""
-        self._data_accepted = False
+        self._awaiting_message = self._data_accepted = False
         if self._connection is not None:
             self._connection.close()
             self._connection = None

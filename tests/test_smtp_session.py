@@ -134,3 +134,11 @@ def test_a_connection_the_server_dropped_between_emails_is_reopened_once(server,
         send(session, 2)
     assert [r.data for r in server.wait_for(2)] == [message(1), message(2)]
     assert len(session.sockets) == 2  # type: ignore[attr-defined]
+
+
+def test_an_envelope_whose_message_never_followed_does_not_leak_into_the_next(server, session):
+    with session:
+        session.envelope(SENDER, TO)  # and no data(): the caller gave up on this email
+        send(session, 2)
+    received = server.wait_for(1)
+    assert [(r.rcpt_tos, r.data) for r in received] == [(TO, message(2))]
