@@ -227,11 +227,7 @@ class SmtpSession:
                     refused[recipient] = _text(code, text)
             data_reply = replies.next() if pipelined else None
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self._drop()
-            raise SmtpTemporaryError(
-                f"{where}: connection lost before sending "
-                f"({_network_cause(exc, self.settings.timeout)})"
-            ) from exc
+            raise self._lost_before_sending(exc) from exc
         if len(refused) == len(recipients):
             self._abandon(replies, data_reply)
             replies_text = "; ".join(f"{r}: {reply}" for r, reply in refused.items())
@@ -239,10 +235,7 @@ class SmtpSession:
             kind = SmtpTemporaryError if temporary else SmtpPermanentError
             raise kind(f"{where}: every recipient refused ({replies_text})", replies_text)
         if data_reply is not None:
-            code, text = data_reply
-            if code != 354:
-                self._reset()
-                raise _by_code(code, f"{where}: DATA refused", _text(code, text))
+            self._expect_message(*data_reply)
             self._data_accepted = True
         self._awaiting_message = True
         return refused
@@ -257,14 +250,8 @@ class SmtpSession:
                 connection.putcmd("data")
                 code, text = connection.getreply()
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
-                self._drop()
-                raise SmtpTemporaryError(
-                    f"{where}: connection lost before sending "
-                    f"({_network_cause(exc, self.settings.timeout)})"
-                ) from exc
-            if code != 354:
-                self._reset()
-                raise _by_code(code, f"{where}: DATA refused", _text(code, text))
+                raise self._lost_before_sending(exc) from exc
+            self._expect_message(code, text)
         # Most messages have no line starting with a dot: a find is far cheaper than the sub.
         needs_stuffing = raw.startswith(b".") or raw.find(b"\n.") >= 0
         payload = _LEADING_DOT.sub(b"..", raw) if needs_stuffing else raw
@@ -283,6 +270,20 @@ class SmtpSession:
         if code != 250:
             raise _by_code(code, f"{where}: message refused", reply)
         return reply
+
+    def _expect_message(self, code: int, text: bytes) -> None:
+        """DATA's reply: 354 asks for the message; anything else refuses it."""
+        if code != 354:
+            self._reset()
+            raise _by_code(code, f"{self.settings.where}: DATA refused", _text(code, text))
+
+    def _lost_before_sending(self, exc: BaseException) -> SmtpTemporaryError:
+        """The connection broke before any of the message left: nothing was handed over."""
+        self._drop()
+        return SmtpTemporaryError(
+            f"{self.settings.where}: connection lost before sending "
+            f"({_network_cause(exc, self.settings.timeout)})"
+        )
 
     def _abandon(self, replies: "_Replies", data_reply: tuple[int, bytes] | None = None) -> None:
         """Give up a refused transaction and leave the connection ready for the next one.
