@@ -10,10 +10,10 @@ Every accepted message is kept as a ``Received`` — envelope, exact bytes, who
 logged in, whether TLS was on — for the test to read back and parse.
 
 Faults a test can switch on: ``refuse`` (address → reply to its RCPT TO or
-MAIL FROM, e.g. "550 5.1.1 no such user"), ``data_reply`` (the reply to the end of DATA), ``on_data`` (a
-callback run after the message is stored and before the reply, e.g. to SIGKILL
-the sending process), and ``stop()``/``start()`` (the server is down, then back
-on the same ports).
+MAIL FROM, e.g. "550 5.1.1 no such user"), ``data_reply`` (the reply to the end
+of DATA), ``on_data`` (a callback run after the message is stored and before the
+reply, e.g. to SIGKILL the sending process), and ``stop()``/``start()`` (the
+server is down, then back on the same ports).
 
 ``python -m tests.support.smtp [--no-pipelining] LOGIN:PASSWORD...`` runs a
 counting sink in its own process (for the benchmark): it prints
@@ -351,8 +351,9 @@ class SmtpServer:
 class _Smtp(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Each reply leaves at once, as an MTA flushes its replies. With Nagle's
-        # algorithm (asyncio leaves it on for a socket it is handed), the second reply
-        # to a pipelined group would wait for the client's delayed ACK, ~40 ms.
+        # algorithm, which asyncio does not switch off on a socket it is handed, the
+        # second reply to a pipelined group would wait for the client's delayed ACK
+        # (~40 ms).
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
