@@ -9,20 +9,17 @@ def cli_flow_runs() -> Iterator[None]:
     """Flow runs started in here send heartbeats only to a Prefect server that outlives them.
 
     In Prefect's local mode (no ``PREFECT_API_URL``) the heartbeats would go to the
-    temporary server that stops with this process, where nobody can read them, and a
-    sync flow run joins its heartbeat thread at its end, waiting out the thread's
-    current one-second sleep. With a Prefect server, heartbeats stay on: they tell the
-    server the run is alive.
+    temporary server that stops with this process, where nobody can read them, and
+    each run would wait for its heartbeat thread at its end (``without_heartbeats``).
+    With a Prefect server, heartbeats stay on: they tell the server the run is alive.
     """
     # Imported here: the CLI's commands that run no flow do not pay for importing Prefect.
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        temporary_settings,
-    )
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.subflows import without_heartbeats
 
     if PREFECT_API_URL.value():
         yield
         return
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with without_heartbeats():
         yield
